@@ -1,0 +1,76 @@
+//! otclip: CLIP-style image–text retrieval for low-resource languages, on burn.
+//!
+//! Data flows one way: [`data`] → [`text`] and the [`data::Batcher`] → [`model`] towers →
+//! [`loss`] → the optimiser in [`train`]. [`eval`] reads checkpoints. [`backend`] is the one
+//! place where a backend is chosen; everything else is generic over `B: Backend`.
+
+pub mod backend;
+pub mod data;
+pub mod eval;
+pub mod loss;
+pub mod model;
+pub mod npy;
+pub mod ot;
+pub mod text;
+pub mod train;
+
+pub use backend::{dispatch, dispatch_inference, BackendTask, DeviceSpec, InferenceTask};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use burn::prelude::Backend;
+
+use data::Split;
+use eval::{embed_split, EvalReport};
+
+/// Evaluates checkpoint `checkpoint` (`best` or `last`) of a run on one split of its dataset.
+pub fn evaluate_run<B: Backend>(run_dir: &Path, checkpoint: &str, split: Split, device: &B::Device) -> Result<EvalReport> {
+    let run = train::load_run::<B>(run_dir, checkpoint, device)?;
+    let dataset = train::load_split(&run.config, split)?;
+    let embeddings = embed_split(&run.model, &run.batcher, &dataset, run.config.eval.batch_size, device)?;
+    Ok(EvalReport {
+        dataset: dataset.name.clone(),
+        model: format!("otclip-{}:{}@{}", run.config.model.preset, checkpoint, run_dir.display()),
+        language: dataset.language.clone(),
+        metrics: embeddings.metrics(),
+        geometry: embeddings.geometry(),
+    })
+}
+
+/// `evaluate_run` as a backend task, for [`dispatch_inference`].
+pub struct EvalTask {
+    pub run_dir: PathBuf,
+    pub checkpoint: String,
+    pub split: Split,
+}
+
+impl InferenceTask for EvalTask {
+    type Output = EvalReport;
+    fn run<B: Backend>(self, device: B::Device) -> Result<EvalReport> {
+        evaluate_run::<B>(&self.run_dir, &self.checkpoint, self.split, &device)
+    }
+}
+
+/// `train::train` as a backend task, for [`dispatch`].
+pub struct TrainTask {
+    pub config: train::TrainConfig,
+    pub run_dir: PathBuf,
+    pub options: train::TrainOptions,
+}
+
+impl BackendTask for TrainTask {
+    type Output = train::TrainSummary;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<train::TrainSummary> {
+        train::train::<B>(&self.config, &self.run_dir, &device, &self.options)
+    }
+}
+
+/// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
+pub const SYNTHETIC_VI_CONFIG: &str = include_str!("../configs/synthetic_vi.toml");
+
+/// A tensor from f64 values at full precision (`from_floats` rounds through f32), converted to the
+/// backend's float type.
+pub fn f64_tensor<B: Backend, const D: usize>(values: &[f64], shape: [usize; D], device: &B::Device) -> burn::tensor::Tensor<B, D> {
+    burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(values.to_vec(), shape), device)
+}

@@ -1,0 +1,14 @@
+//! Contrastive and transport losses, computed in f32 on embeddings that the towers L2-normalised.
+//! The math is `shared/design/losses.md`; each function cites its section.
+
+pub mod clip;
+pub mod objective;
+pub mod siglip;
+pub mod sigrot;
+pub mod sinkhorn;
+
+pub use clip::{clip_loss, multi_positive_targets, soft_cross_entropy_rows};
+pub use objective::{objective_loss, LossConfig, LossInputs, LossTerms, Objective};
+pub use siglip::siglip_loss;
+pub use sigrot::{generalized_kl, scaled_plan, sigrot_loss, teacher_graph, uot_loss, Kappa};
+pub use sinkhorn::{sinkhorn, GradMode, SinkhornConfig, SinkhornOutput};

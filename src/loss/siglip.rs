@@ -1,0 +1,36 @@
+//! The multi-positive SigLIP loss (losses.md §2).
+
+use burn::prelude::*;
+use burn::tensor::activation::log_sigmoid;
+
+/// ViCLIP-OT's SigLIP initial temperature, 0.06 (so s = 1/0.06), and initial bias, −9.
+pub const SIGLIP_INIT_LOGIT_SCALE: f32 = 2.813_410_7;
+pub const SIGLIP_INIT_LOGIT_BIAS: f32 = -9.0;
+
+/// Per row i: −Σ_j w_ij · log σ(z_ij · (s · x_i·y_j + b)), averaged over rows, where z_ij = +1 when
+/// pairs i and j share an image and −1 otherwise, and w_ij = 1/(positives in row i) for positives
+/// and 1 for negatives.
+pub fn siglip_loss<B: Backend>(
+    image: Tensor<B, 2>,
+    text: Tensor<B, 2>,
+    scale: Tensor<B, 1>,
+    bias: Tensor<B, 1>,
+    image_ids: &[u64],
+) -> Tensor<B, 1> {
+    let n = image_ids.len();
+    let mut signs = vec![0f32; n * n];
+    let mut weights = vec![0f32; n * n];
+    for (i, id_i) in image_ids.iter().enumerate() {
+        let positives = image_ids.iter().filter(|id| *id == id_i).count() as f32;
+        for (j, id_j) in image_ids.iter().enumerate() {
+            let same = id_i == id_j;
+            signs[i * n + j] = if same { 1.0 } else { -1.0 };
+            weights[i * n + j] = if same { 1.0 / positives } else { 1.0 };
+        }
+    }
+    let device = image.device();
+    let signs = Tensor::<B, 1>::from_floats(signs.as_slice(), &device).reshape([n, n]);
+    let weights = Tensor::<B, 1>::from_floats(weights.as_slice(), &device).reshape([n, n]);
+    let logits = image.matmul(text.transpose()) * scale.reshape([1, 1]) + bias.reshape([1, 1]);
+    (log_sigmoid(logits * signs) * weights).sum_dim(1).mean().neg()
+}

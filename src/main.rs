@@ -1,0 +1,139 @@
+//! The `otclip` command line. The device is resolved once, then everything runs generically.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use otclip::backend::compiled_backends;
+use otclip::data::Split;
+use otclip::loss::{GradMode, SinkhornConfig};
+use otclip::ot::SolveTask;
+use otclip::train::{TrainConfig, TrainOptions};
+use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TrainTask};
+
+#[derive(Parser)]
+#[command(name = "otclip", version, about = "CLIP-style image–text retrieval with optimal transport, on burn")]
+struct Cli {
+    /// ndarray, wgpu[:N] or cuda[:N], among the backends compiled in.
+    #[arg(long, global = true, default_value_t = DeviceSpec::default())]
+    device: DeviceSpec,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a dual encoder from a TOML config.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config key, e.g. `--set optim.epochs=2`. Repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// The run directory (default: runs/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue from the run directory's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Evaluate a trained run on a split and write RUN/results.json.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: Split,
+        /// `best` (by validation t2i R@1) or `last`.
+        #[arg(long, default_value = "best")]
+        checkpoint: String,
+        /// Print the result JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Optimal-transport tools.
+    Ot {
+        #[command(subcommand)]
+        command: OtCommand,
+    },
+    /// List the backends this binary was built with.
+    Devices,
+}
+
+#[derive(Subcommand)]
+enum OtCommand {
+    /// Solve entropic (unbalanced) OT for a cost matrix; writes P = N·Γ* as f64 and prints a JSON summary.
+    Solve {
+        /// N × M cost, f32 or f64 `.npy`.
+        #[arg(long)]
+        cost: PathBuf,
+        #[arg(long, default_value_t = 0.05)]
+        eps: f64,
+        /// KL marginal penalty τ.
+        #[arg(long, default_value_t = 0.5, conflicts_with = "balanced")]
+        tau: f64,
+        /// Solve the balanced problem instead.
+        #[arg(long)]
+        balanced: bool,
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        /// Early-stop tolerance on max |Δf|/ε, checked every 10 iterations; 0 runs every iteration.
+        #[arg(long, default_value_t = 0.0)]
+        tol: f64,
+        /// Source marginal (`.npy`, length N); uniform when absent.
+        #[arg(long)]
+        a: Option<PathBuf>,
+        /// Target marginal (`.npy`, length M); uniform when absent.
+        #[arg(long)]
+        b: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Solve in f32 on ndarray too (the GPU backends always use f32).
+        #[arg(long)]
+        f32: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train { config, overrides, out, resume } => {
+            let parsed = TrainConfig::load(&config, &overrides)?;
+            let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+            let run_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(stem));
+            eprintln!("training on {} into {}", cli.device, run_dir.display());
+            let options = TrainOptions { resume, ..Default::default() };
+            let summary = dispatch(cli.device, TrainTask { config: parsed, run_dir, options })?;
+            println!(
+                "trained {} epochs ({} steps) in {:.0}s; loss {:.4} → {:.4}; best epoch {}",
+                summary.epochs, summary.steps, summary.seconds, summary.first_loss, summary.last_loss, summary.best_epoch
+            );
+            if let Some(val) = summary.best_val {
+                println!("best validation mean recall {:.2}%, t2i R@1 {:.2}%", val.mean_recall() * 100.0, val.t2i_recall[0] * 100.0);
+            }
+        }
+        Command::Eval { run, split, checkpoint, json } => {
+            let report = dispatch_inference(cli.device, false, EvalTask { run_dir: run.clone(), checkpoint, split })?;
+            let value = report.to_json();
+            let path = run.join("results.json");
+            std::fs::write(&path, serde_json::to_string_pretty(&value)?).with_context(|| format!("cannot write {}", path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print!("{}", report.table());
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Ot { command: OtCommand::Solve { cost, eps, tau, balanced, iters, tol, a, b, out, f32 } } => {
+            let config = SinkhornConfig::new()
+                .with_eps(eps)
+                .with_tau((!balanced).then_some(tau))
+                .with_iters(iters)
+                .with_tol(tol)
+                .with_grad(GradMode::Detach);
+            let summary = dispatch_inference(cli.device, !f32, SolveTask { cost, a, b, config, out })?;
+            println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Devices => println!("{}", compiled_backends().join("\n")),
+    }
+    Ok(())
+}

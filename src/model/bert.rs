@@ -1,0 +1,174 @@
+//! The BERT-style text tower, laid out like Hugging Face's `BertModel`: token, position and type
+//! embeddings, post-norm blocks, attention-mask padding, CLS or mean pooling.
+//! `LayerNorm` in HF keys is `layer_norm` here and `attention.self` is `attention.self_attention`.
+
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use super::attention::{mask_bias, SelfAttention, SelfAttentionConfig};
+use super::vit::DenseOutput;
+use super::{pool, Pooling};
+
+#[derive(Config, Debug)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[config(default = 512)]
+    pub max_position_embeddings: usize,
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    #[config(default = 0.0)]
+    pub hidden_dropout_prob: f64,
+    #[config(default = 0)]
+    pub pad_token_id: usize,
+    #[config(default = "Pooling::Mean")]
+    pub pooling: Pooling,
+}
+
+impl BertConfig {
+    /// A small text tower for the built-in dataset; `vocab_size` comes from the trained tokenizer.
+    pub fn tiny(vocab_size: usize) -> Self {
+        Self::new(vocab_size, 96, 2, 3, 384).with_max_position_embeddings(64)
+    }
+
+    /// BERT-base (and PhoBERT-base, mBERT) sizes.
+    pub fn base(vocab_size: usize) -> Self {
+        Self::new(vocab_size, 768, 12, 12, 3072).with_hidden_dropout_prob(0.1)
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
+        let d = self.hidden_size;
+        let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        let dropout = || DropoutConfig::new(self.hidden_dropout_prob).init();
+        let embeddings = BertEmbeddings {
+            word_embeddings: EmbeddingConfig::new(self.vocab_size, d).init(device),
+            position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, d).init(device),
+            token_type_embeddings: EmbeddingConfig::new(self.type_vocab_size, d).init(device),
+            layer_norm: norm(),
+            dropout: dropout(),
+        };
+        let layer = (0..self.num_hidden_layers)
+            .map(|_| BertLayer {
+                attention: BertAttention {
+                    self_attention: SelfAttentionConfig::new(d, self.num_attention_heads).init(device),
+                    output: DenseNormOutput { dense: LinearConfig::new(d, d).init(device), layer_norm: norm() },
+                },
+                intermediate: DenseOutput { dense: LinearConfig::new(d, self.intermediate_size).init(device) },
+                output: DenseNormOutput {
+                    dense: LinearConfig::new(self.intermediate_size, d).init(device),
+                    layer_norm: norm(),
+                },
+                dropout: dropout(),
+            })
+            .collect();
+        BertModel { embeddings, encoder: BertEncoder { layer }, pooling: self.pooling }
+    }
+}
+
+/// The tokens of a batch of captions, padded to one length.
+#[derive(Debug, Clone)]
+pub struct TextBatch<B: Backend> {
+    /// `[batch, tokens]` token ids.
+    pub input_ids: Tensor<B, 2, Int>,
+    /// `[batch, tokens]`, 1 for real tokens and 0 for padding (the HF convention).
+    pub attention_mask: Tensor<B, 2, Int>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertEmbeddings<B: Backend> {
+    pub word_embeddings: Embedding<B>,
+    pub position_embeddings: Embedding<B>,
+    pub token_type_embeddings: Embedding<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+/// `dense` followed by a residual `LayerNorm` (HF's `BertSelfOutput` and `BertOutput`).
+#[derive(Module, Debug)]
+pub struct DenseNormOutput<B: Backend> {
+    pub dense: burn::nn::Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertAttention<B: Backend> {
+    pub self_attention: SelfAttention<B>,
+    pub output: DenseNormOutput<B>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertLayer<B: Backend> {
+    pub attention: BertAttention<B>,
+    pub intermediate: DenseOutput<B>,
+    pub output: DenseNormOutput<B>,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct BertEncoder<B: Backend> {
+    pub layer: Vec<BertLayer<B>>,
+}
+
+#[derive(Module, Debug)]
+pub struct BertModel<B: Backend> {
+    pub embeddings: BertEmbeddings<B>,
+    pub encoder: BertEncoder<B>,
+    #[module(skip)]
+    pub pooling: Pooling,
+}
+
+impl<B: Backend> BertEmbeddings<B> {
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, tokens] = input_ids.dims();
+        let device = input_ids.device();
+        let max_positions = self.position_embeddings.weight.dims()[0];
+        assert!(tokens <= max_positions, "{tokens} tokens exceed max_position_embeddings {max_positions}");
+        let positions = Tensor::<B, 1, Int>::arange(0..tokens as i64, &device)
+            .reshape([1, tokens])
+            .expand([batch as i64, tokens as i64]);
+        let types = Tensor::<B, 2, Int>::zeros([batch, tokens], &device);
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(types);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+impl<B: Backend> BertLayer<B> {
+    pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
+        let attended = self.attention.self_attention.forward(x.clone(), bias);
+        let out = &self.attention.output;
+        let x = out.layer_norm.forward(x + self.dropout.forward(out.dense.forward(attended)));
+        let hidden = gelu(self.intermediate.dense.forward(x.clone()));
+        let out = &self.output;
+        out.layer_norm.forward(x + self.dropout.forward(out.dense.forward(hidden)))
+    }
+}
+
+impl<B: Backend> BertModel<B> {
+    /// The last hidden state `[batch, tokens, hidden]`.
+    pub fn forward(&self, batch: &TextBatch<B>) -> Tensor<B, 3> {
+        let bias = mask_bias(batch.attention_mask.clone().float());
+        let mut x = self.embeddings.forward(batch.input_ids.clone());
+        for layer in &self.encoder.layer {
+            x = layer.forward(x, Some(bias.clone()));
+        }
+        x
+    }
+
+    /// One vector per caption `[batch, hidden]`, pooled as configured (mean skips padding).
+    pub fn embed(&self, batch: &TextBatch<B>) -> Tensor<B, 2> {
+        let hidden = self.forward(batch);
+        pool(self.pooling, hidden, Some(batch.attention_mask.clone().float()))
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.embeddings.layer_norm.gamma.dims()[0]
+    }
+}

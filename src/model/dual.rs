@@ -1,0 +1,93 @@
+//! The dual encoder: an image tower, a text tower, linear projections and a learnable
+//! temperature, named like Hugging Face's `CLIPModel` / `VisionTextDualEncoderModel`.
+
+use burn::module::Param;
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+use super::{l2_normalize, BertConfig, BertModel, TextBatch, VitConfig, VitModel};
+
+/// ln(1 / 0.07), CLIP's initial temperature.
+pub const CLIP_INIT_LOGIT_SCALE: f32 = 2.659_260_1;
+/// ln(100): the logit scale is clamped to at most this after every optimiser step.
+pub const MAX_LOGIT_SCALE: f32 = 4.605_170_2;
+
+#[derive(Config, Debug)]
+pub struct DualEncoderConfig {
+    pub vision: VitConfig,
+    pub text: BertConfig,
+    /// The shared embedding size both projections map to.
+    pub projection_dim: usize,
+    #[config(default = 2.659_260_1)]
+    pub init_logit_scale: f32,
+    /// SigLIP's learnable bias b (unused by the other objectives).
+    #[config(default = -10.0)]
+    pub init_logit_bias: f32,
+}
+
+impl DualEncoderConfig {
+    /// Named presets: `tiny` (for the built-in dataset on a CPU) and `base` (ViT-B/16 + BERT-base).
+    pub fn preset(name: &str, vocab_size: usize) -> anyhow::Result<Self> {
+        match name {
+            "tiny" => Ok(Self::new(VitConfig::tiny(), BertConfig::tiny(vocab_size), 128)),
+            "base" => Ok(Self::new(VitConfig::base(), BertConfig::base(vocab_size), 768)),
+            other => anyhow::bail!("unknown model preset `{other}`: expected `tiny` or `base`"),
+        }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoder<B> {
+        let projection = |from: usize| LinearConfig::new(from, self.projection_dim).with_bias(false).init(device);
+        DualEncoder {
+            vision_model: self.vision.init(device),
+            text_model: self.text.init(device),
+            visual_projection: projection(self.vision.hidden_size),
+            text_projection: projection(self.text.hidden_size),
+            logit_scale: Param::from_tensor(Tensor::from_floats([self.init_logit_scale], device)),
+            logit_bias: Param::from_tensor(Tensor::from_floats([self.init_logit_bias], device)),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DualEncoder<B: Backend> {
+    pub vision_model: VitModel<B>,
+    pub text_model: BertModel<B>,
+    pub visual_projection: Linear<B>,
+    pub text_projection: Linear<B>,
+    /// log of the temperature s; the logits are exp(logit_scale) · x·y.
+    pub logit_scale: Param<Tensor<B, 1>>,
+    /// SigLIP's bias b.
+    pub logit_bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> DualEncoder<B> {
+    /// L2-normalised image embeddings `[batch, projection_dim]` from `[batch, 3, H, W]` pixels.
+    pub fn encode_image(&self, pixel_values: Tensor<B, 4>) -> Tensor<B, 2> {
+        l2_normalize(self.visual_projection.forward(self.vision_model.embed(pixel_values)))
+    }
+
+    /// L2-normalised text embeddings `[batch, projection_dim]`.
+    pub fn encode_text(&self, batch: &TextBatch<B>) -> Tensor<B, 2> {
+        l2_normalize(self.text_projection.forward(self.text_model.embed(batch)))
+    }
+
+    /// The temperature s = exp(logit_scale), shape `[1]`.
+    pub fn scale(&self) -> Tensor<B, 1> {
+        self.logit_scale.val().exp()
+    }
+
+    /// Clamps the logit scale to at most ln(100), keeping its parameter id (and optimiser state).
+    pub fn clamp_logit_scale(mut self) -> Self {
+        // Detach so the parameter stays a leaf that the optimiser can find next step.
+        self.logit_scale = self.logit_scale.map(|t| {
+            let tracked = t.is_require_grad();
+            let clamped = t.clamp_max(MAX_LOGIT_SCALE).detach();
+            if tracked {
+                clamped.require_grad()
+            } else {
+                clamped
+            }
+        });
+        self
+    }
+}

@@ -1,0 +1,45 @@
+//! The towers and the dual encoder. One tower family per file; field names follow the
+//! Hugging Face checkpoint keys (`encoder.layer.0.attention...`) so weights map with little remapping.
+
+pub mod attention;
+pub mod bert;
+pub mod dual;
+pub mod vit;
+
+pub use bert::{BertConfig, BertModel, TextBatch};
+pub use dual::{DualEncoder, DualEncoderConfig};
+pub use vit::{VitConfig, VitModel};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How a tower turns its token sequence into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The first (class) token.
+    #[default]
+    Cls,
+    /// The mean over the tokens the mask keeps.
+    Mean,
+}
+
+/// Pools `hidden` `[batch, tokens, dim]`; `keep` `[batch, tokens]` is 1 for real tokens and 0 for padding.
+pub fn pool<B: Backend>(pooling: Pooling, hidden: Tensor<B, 3>, keep: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
+    let [batch, _, dim] = hidden.dims();
+    match (pooling, keep) {
+        (Pooling::Cls, _) => hidden.slice([0..batch, 0..1]).reshape([batch, dim]),
+        (Pooling::Mean, Some(keep)) => {
+            let weights = keep.unsqueeze_dim::<3>(2);
+            let count = weights.clone().sum_dim(1).clamp_min(1e-9).reshape([batch, 1]);
+            (hidden * weights).sum_dim(1).reshape([batch, dim]) / count
+        }
+        (Pooling::Mean, None) => hidden.mean_dim(1).reshape([batch, dim]),
+    }
+}
+
+/// Scales every row to unit L2 norm.
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}

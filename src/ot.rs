@@ -1,0 +1,78 @@
+//! `otclip ot solve`: solve one entropic OT problem from `.npy` files, for inspecting plans.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::backend::InferenceTask;
+use crate::loss::{sinkhorn, SinkhornConfig};
+use crate::npy;
+
+pub struct SolveTask {
+    pub cost: PathBuf,
+    pub a: Option<PathBuf>,
+    pub b: Option<PathBuf>,
+    pub config: SinkhornConfig,
+    pub out: PathBuf,
+}
+
+/// The one-line JSON summary `ot solve` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct SolveSummary {
+    pub n: usize,
+    pub m: usize,
+    pub eps: f64,
+    pub tau: Option<f64>,
+    pub iterations: usize,
+    pub marginal_error: f64,
+    pub seconds: f64,
+    pub backend: String,
+    pub out: PathBuf,
+}
+
+fn log_marginal<B: Backend>(path: &Option<PathBuf>, len: usize, device: &B::Device) -> Result<Option<Tensor<B, 2>>> {
+    let Some(path) = path else { return Ok(None) };
+    let array = npy::read(path)?;
+    if array.data.len() != len || array.shape.len() != 1 {
+        bail!("{}: expected a vector of length {len}, found shape {:?}", path.display(), array.shape);
+    }
+    if array.data.iter().any(|&w| !(w > 0.0) || !w.is_finite()) {
+        bail!("{}: marginal weights must be positive and finite", path.display());
+    }
+    let logs: Vec<f64> = array.data.iter().map(|w| w.ln()).collect();
+    Ok(Some(crate::f64_tensor::<B, 2>(&logs, [1, len], device)))
+}
+
+impl InferenceTask for SolveTask {
+    type Output = SolveSummary;
+
+    fn run<B: Backend>(self, device: B::Device) -> Result<SolveSummary> {
+        let cost = npy::read_matrix(&self.cost)?;
+        let (n, m) = (cost.shape[0], cost.shape[1]);
+        if n == 0 || m == 0 || cost.data.iter().any(|c| !c.is_finite()) {
+            bail!("{}: the cost must be non-empty and finite", self.cost.display());
+        }
+        let started = Instant::now();
+        let tensor = crate::f64_tensor::<B, 3>(&cost.data, [1, n, m], &device);
+        let a = log_marginal::<B>(&self.a, n, &device)?;
+        let b = log_marginal::<B>(&self.b, m, &device)?;
+        let solved = sinkhorn(tensor, a, b, &self.config);
+        let plan: Vec<f64> = solved.plan.clone().mul_scalar(n as f64).into_data().convert::<f64>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        npy::write_f64(&self.out, &[n, m], &plan)?;
+        Ok(SolveSummary {
+            n,
+            m,
+            eps: self.config.eps,
+            tau: self.config.tau,
+            iterations: solved.iterations,
+            marginal_error: solved.marginal_error(),
+            seconds,
+            backend: std::any::type_name::<B>().rsplit("::").next().unwrap_or("?").to_string(),
+            out: self.out,
+        })
+    }
+}

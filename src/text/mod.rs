@@ -1,0 +1,114 @@
+//! Caption tokenizers on the `tokenizers` crate, saved as `tokenizer.json` beside a checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::TrainerWrapper;
+use tokenizers::normalizers::{BertNormalizer, Sequence, NFC};
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::{AddedToken, Tokenizer, TruncationParams};
+
+/// The special tokens of a trained WordPiece vocabulary, in id order.
+pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// Token ids and masks of a batch, row-major `[batch, length]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBatch {
+    pub ids: Vec<i64>,
+    pub mask: Vec<i64>,
+    pub length: usize,
+}
+
+/// A `tokenizers` tokenizer plus the padding id and maximum length the towers need.
+#[derive(Clone)]
+pub struct CaptionTokenizer {
+    inner: Arc<Tokenizer>,
+    pad_id: u32,
+    max_length: usize,
+}
+
+impl CaptionTokenizer {
+    /// Trains a lower-casing WordPiece vocabulary on `captions`. Text is NFC-normalised first, so
+    /// combining and precomposed Vietnamese diacritics give the same tokens; accents are kept.
+    pub fn train<S: AsRef<str> + Send>(captions: impl Iterator<Item = S> + Send, vocab_size: usize, max_length: usize) -> Result<Self> {
+        let normalizer = Sequence::new(vec![NFC.into(), BertNormalizer::new(true, true, Some(false), true).into()]);
+        let mut tokenizer = Tokenizer::new(WordPiece::default());
+        tokenizer.with_normalizer(Some(normalizer));
+        tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+        tokenizer.with_decoder(Some(WordPieceDecoder::default()));
+        let mut trainer: TrainerWrapper = WordPieceTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(1)
+            .show_progress(false)
+            .special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)).collect())
+            .build()
+            .into();
+        tokenizer.train(&mut trainer, captions).map_err(|e| anyhow!("training the tokenizer failed: {e}"))?;
+        let id = |token: &str| tokenizer.token_to_id(token).ok_or_else(|| anyhow!("trained vocabulary lacks {token}"));
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        let template = TemplateProcessing::builder()
+            .try_single("[CLS] $A [SEP]")
+            .map_err(|e| anyhow!("{e}"))?
+            .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+            .build()?;
+        tokenizer.with_post_processor(Some(template));
+        Self::wrap(tokenizer, max_length)
+    }
+
+    /// Loads any `tokenizer.json` (WordPiece, BPE or Unigram).
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
+        Self::wrap(tokenizer, max_length)
+    }
+
+    fn wrap(mut tokenizer: Tokenizer, max_length: usize) -> Result<Self> {
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)))
+            .ok_or_else(|| anyhow!("the tokenizer has no padding token ([PAD] or <pad>)"))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, true).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Encodes with special tokens, truncates to the max length and pads to the longest in the batch.
+    pub fn encode_batch(&self, texts: &[&str]) -> Result<EncodedBatch> {
+        let encodings = self
+            .inner
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow!("tokenisation failed: {e}"))
+            .context("encoding captions")?;
+        let length = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![self.pad_id as i64; texts.len() * length];
+        let mut mask = vec![0i64; texts.len() * length];
+        for (row, encoding) in encodings.iter().enumerate() {
+            for (col, &id) in encoding.get_ids().iter().enumerate() {
+                ids[row * length + col] = id as i64;
+                mask[row * length + col] = 1;
+            }
+        }
+        Ok(EncodedBatch { ids, mask, length })
+    }
+}

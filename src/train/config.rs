@@ -1,0 +1,187 @@
+//! The training configuration: a TOML file (`configs/*.toml`) plus `--set key=value` overrides.
+//! Every key is required, so a missing key stops the run before it starts and names the key.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::synthetic::SyntheticConfig;
+use crate::data::{ImageNormalization, Pairing};
+use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
+use crate::loss::LossConfig;
+use crate::model::{DualEncoderConfig, Pooling};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub seed: u64,
+    pub data: DataSection,
+    pub tokenizer: TokenizerSection,
+    pub model: ModelSection,
+    pub loss: LossConfig,
+    pub optim: OptimSection,
+    pub eval: EvalSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// The dataset; `synthetic` is the built-in one, configured by `[data.synthetic]`.
+    pub dataset: String,
+    pub pairing: Pairing,
+    pub synthetic: SyntheticSection,
+}
+
+/// Mirrors [`SyntheticConfig`] field by field, all required in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSection {
+    pub train_images: usize,
+    pub val_images: usize,
+    pub test_images: usize,
+    pub image_size: u32,
+    pub captions_per_image: usize,
+    pub lang: String,
+    pub hard_negative_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSection {
+    /// Train a WordPiece vocabulary of this size on the training captions.
+    pub vocab_size: usize,
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `tiny` or `base`.
+    pub preset: String,
+    pub projection_dim: usize,
+    pub image_pooling: Pooling,
+    pub text_pooling: Pooling,
+    pub dropout: f64,
+    pub normalization: ImageNormalization,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f32,
+    pub beta_2: f32,
+    pub eps: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    pub batch_size: usize,
+}
+
+impl TrainConfig {
+    /// Reads a config file and applies `key=value` overrides (dotted keys, TOML values).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        let mut value: toml::Table = toml::from_str(text).with_context(|| format!("config file {origin} is not valid TOML"))?;
+        for assignment in overrides {
+            apply_override(&mut value, assignment).with_context(|| format!("bad override `--set {assignment}`"))?;
+        }
+        let config: TrainConfig = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("config file {origin}: {}", e.message()))?;
+        config.validate().with_context(|| format!("config file {origin}"))?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.data.dataset != "synthetic" {
+            bail!("data.dataset = `{}`: only `synthetic` is built in so far", self.data.dataset);
+        }
+        if self.optim.batch_size < 2 {
+            bail!("optim.batch_size must be at least 2 for a contrastive loss");
+        }
+        if self.optim.epochs == 0 {
+            bail!("optim.epochs must be at least 1");
+        }
+        if !(self.loss.eps > 0.0) || !(self.loss.tau > 0.0) {
+            bail!("loss.eps and loss.tau must be positive (tau = inf for balanced OT)");
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    pub fn synthetic(&self) -> SyntheticConfig {
+        let s = &self.data.synthetic;
+        SyntheticConfig::new()
+            .with_seed(self.seed)
+            .with_train_images(s.train_images)
+            .with_val_images(s.val_images)
+            .with_test_images(s.test_images)
+            .with_image_size(s.image_size)
+            .with_captions_per_image(s.captions_per_image)
+            .with_lang(s.lang.clone())
+            .with_hard_negative_rate(s.hard_negative_rate)
+    }
+
+    /// The model config for a vocabulary of `vocab_size` tokens.
+    pub fn model_config(&self, vocab_size: usize) -> Result<DualEncoderConfig> {
+        let m = &self.model;
+        let mut config = DualEncoderConfig::preset(&m.preset, vocab_size)?;
+        config.projection_dim = m.projection_dim;
+        config.vision.pooling = m.image_pooling;
+        config.vision.hidden_dropout_prob = m.dropout;
+        config.vision.image_size = self.data.synthetic.image_size as usize;
+        config.text.pooling = m.text_pooling;
+        config.text.hidden_dropout_prob = m.dropout;
+        config.text.max_position_embeddings = config.text.max_position_embeddings.max(self.tokenizer.max_length);
+        if self.loss.objective.uses_siglip() {
+            config.init_logit_scale = SIGLIP_INIT_LOGIT_SCALE;
+            config.init_logit_bias = SIGLIP_INIT_LOGIT_BIAS;
+        }
+        Ok(config)
+    }
+}
+
+/// Sets `a.b.c = value` in `table`. The key must already exist, so typos are caught.
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| anyhow!("expected key=value"))?;
+    let (key, raw) = (key.trim(), raw.trim());
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, path) = parts.split_last().ok_or_else(|| anyhow!("empty key"))?;
+    let mut current = table;
+    for (depth, part) in path.iter().enumerate() {
+        current = current
+            .get_mut(*part)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| anyhow!("unknown config key `{}`", parts[..=depth].join(".")))?;
+    }
+    match current.get_mut(*last) {
+        Some(slot) => {
+            let value = match (&*slot, value) {
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (_, value) => value,
+            };
+            *slot = value;
+            Ok(())
+        }
+        None => bail!("unknown config key `{key}`"),
+    }
+}

@@ -1,0 +1,222 @@
+//! The training loop, generic over `B: AutodiffBackend`:
+//! dataset → batcher → towers → loss → AdamW → checkpoint, with validation every epoch.
+
+pub mod checkpoint;
+pub mod config;
+pub mod schedule;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::Recorder;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+pub use checkpoint::{load_run, CheckpointRecorder, LoadedRun, RunDir, TrainState};
+pub use config::TrainConfig;
+pub use schedule::WarmupCosine;
+
+use crate::data::synthetic::{self, SyntheticSplit};
+use crate::data::{Batcher, CaptionedImages, Split};
+use crate::eval::{embed_split, RetrievalMetrics};
+use crate::loss::{objective_loss, LossInputs};
+use crate::model::DualEncoder;
+use crate::text::CaptionTokenizer;
+
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from `RUN/checkpoints/last` when it exists.
+    pub resume: bool,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+    /// Stop after this many optimiser steps (for smoke tests).
+    pub max_steps: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub epochs: usize,
+    pub steps: usize,
+    pub first_loss: f64,
+    pub last_loss: f64,
+    pub best_epoch: usize,
+    pub best_val: Option<RetrievalMetrics>,
+    pub seconds: f64,
+}
+
+/// Loads the dataset split named in the config.
+pub fn load_split(config: &TrainConfig, split: Split) -> Result<CaptionedImages> {
+    Ok(synthetic::generate(&config.synthetic(), split)?.dataset)
+}
+
+fn append_json(file: &mut File, value: serde_json::Value) -> Result<()> {
+    writeln!(file, "{value}")?;
+    Ok(())
+}
+
+/// Recall of `model` on `dataset`, in inference mode.
+pub fn validate<B: Backend>(model: &DualEncoder<B>, batcher: &Batcher, dataset: &CaptionedImages, batch_size: usize, device: &B::Device) -> Result<RetrievalMetrics> {
+    Ok(embed_split(model, batcher, dataset, batch_size, device)?.metrics())
+}
+
+/// Trains a dual encoder as `config` says and writes the run to `run_dir`.
+pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {
+    let started = Instant::now();
+    let run = RunDir::create(run_dir)?;
+    B::seed(device, config.seed);
+
+    let SyntheticSplit { dataset: train_set, .. } = synthetic::generate(&config.synthetic(), Split::Train)?;
+    let val_set = load_split(config, Split::Val)?;
+
+    let resume_from = if options.resume { run.find_checkpoint("last") } else { None };
+    if !options.resume && run.find_checkpoint("last").is_some() {
+        anyhow::bail!(
+            "{} already holds a trained run; pass --resume to continue it, or choose another --out",
+            run_dir.display()
+        );
+    }
+    let tokenizer = match &resume_from {
+        Some(_) => CaptionTokenizer::from_file(&run.path("tokenizer.json"), config.tokenizer.max_length)?,
+        None => CaptionTokenizer::train(
+            train_set.entries.iter().flat_map(|e| e.captions.iter()),
+            config.tokenizer.vocab_size,
+            config.tokenizer.max_length,
+        )?,
+    };
+    let model_config = config.model_config(tokenizer.vocab_size())?;
+    let batcher = Batcher {
+        tokenizer: tokenizer.clone(),
+        image_size: model_config.vision.image_size as u32,
+        normalization: config.model.normalization,
+    };
+    let mut model: DualEncoder<B> = model_config.init(device);
+    let o = &config.optim;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(o.weight_decay)
+        .with_beta_2(o.beta_2)
+        .with_epsilon(o.eps)
+        .init::<B, DualEncoder<B>>();
+    let mut state = TrainState { epoch: 0, step: 0, best_val_t2i_r1: f64::NEG_INFINITY, best_epoch: 0 };
+
+    if let Some(dir) = &resume_from {
+        let recorder = CheckpointRecorder::new();
+        model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?;
+        let record = Recorder::<B>::load(&recorder, dir.join("optim"), device).map_err(|e| anyhow!("resuming the optimiser: {e}"))?;
+        optim = optim.load_record(record);
+        state = RunDir::read_state(dir)?;
+        if !options.quiet {
+            eprintln!("resuming {} after epoch {} (step {})", run_dir.display(), state.epoch, state.step);
+        }
+    } else {
+        run.write_setup(config, &model_config, &tokenizer)?;
+    }
+
+    let steps_per_epoch = train_set.entries.len().max(1).div_ceil(o.batch_size);
+    let schedule = WarmupCosine { lr: o.lr, min_lr: o.min_lr, warmup_steps: o.warmup_steps, total_steps: steps_per_epoch * o.epochs };
+    let mut metrics_file = OpenOptions::new().create(true).append(true).open(run.path("metrics.jsonl"))?;
+    let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
+    let mut best_val = None;
+
+    'epochs: for epoch in state.epoch..o.epochs {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ (epoch as u64 + 1).wrapping_mul(0x5851_F42D_4C95_7F2D));
+        let pairs = train_set.epoch_pairs(config.data.pairing, &mut rng);
+        let bar = if options.quiet { ProgressBar::hidden() } else { ProgressBar::new(pairs.len().div_ceil(o.batch_size) as u64) };
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}").expect("valid template"),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, o.epochs));
+        for chunk in pairs.chunks(o.batch_size) {
+            if chunk.len() < 2 {
+                continue;
+            }
+            let lr = schedule.at(state.step);
+            let batch = batcher.batch::<B>(&train_set, chunk, device)?;
+            let inputs = LossInputs {
+                image: model.encode_image(batch.pixel_values),
+                text: model.encode_text(&batch.text),
+                scale: model.scale(),
+                bias: model.logit_bias.val(),
+                image_ids: batch.image_ids,
+                teacher: batch.teacher,
+            };
+            let terms = objective_loss(inputs, &config.loss)?;
+            let part = |t: &Option<Tensor<B, 1>>| t.as_ref().map(|t| t.clone().into_scalar().elem::<f64>());
+            let (contrastive, transport) = (part(&terms.contrastive), part(&terms.transport));
+            let loss = terms.total;
+            let loss_value: f64 = loss.clone().into_scalar().elem();
+            if !loss_value.is_finite() {
+                return Err(anyhow!("the loss became {loss_value} at step {}; lower optim.lr", state.step));
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads).clamp_logit_scale();
+            let scale: f64 = model.scale().into_scalar().elem();
+            if first_loss.is_nan() {
+                first_loss = loss_value;
+            }
+            last_loss = loss_value;
+            append_json(
+                &mut metrics_file,
+                json!({"step": state.step, "epoch": epoch, "loss": loss_value, "contrastive": contrastive, "transport": transport,
+                       "lr": lr, "logit_scale": scale, "seconds": started.elapsed().as_secs_f64()}),
+            )?;
+            bar.set_message(format!("loss {loss_value:.4} s {scale:.1}"));
+            bar.inc(1);
+            state.step += 1;
+            if options.max_steps.is_some_and(|max| state.step >= max) {
+                bar.finish_and_clear();
+                break 'epochs;
+            }
+        }
+        bar.finish_and_clear();
+        state.epoch = epoch + 1;
+
+        let val = validate(&model.valid(), &batcher, &val_set, config.eval.batch_size, device)?;
+        append_json(
+            &mut metrics_file,
+            json!({"epoch": epoch, "split": "val", "step": state.step, "t2i_r1": val.t2i_recall[0], "i2t_r1": val.i2t_recall[0],
+                   "mean_recall": val.mean_recall(), "seconds": started.elapsed().as_secs_f64()}),
+        )?;
+        if !options.quiet {
+            eprintln!(
+                "epoch {}/{}: loss {last_loss:.4}, val t2i R@1 {:.2}%, i2t R@1 {:.2}%, mean recall {:.2}% ({:.0}s)",
+                epoch + 1,
+                o.epochs,
+                val.t2i_recall[0] * 100.0,
+                val.i2t_recall[0] * 100.0,
+                val.mean_recall() * 100.0,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        if val.t2i_recall[0] > state.best_val_t2i_r1 {
+            state.best_val_t2i_r1 = val.t2i_recall[0];
+            state.best_epoch = state.epoch;
+            run.save_checkpoint("best", &model, &state, |_| Ok(()))?;
+            best_val = Some(val);
+        }
+        run.save_checkpoint("last", &model, &state, |dir| RunDir::save_optimizer(dir, &optim))?;
+    }
+    if options.max_steps.is_some() && run.find_checkpoint("last").is_none() {
+        run.save_checkpoint("last", &model, &state, |dir| RunDir::save_optimizer(dir, &optim))?;
+    }
+
+    Ok(TrainSummary {
+        run_dir: run_dir.to_path_buf(),
+        epochs: state.epoch,
+        steps: state.step,
+        first_loss,
+        last_loss,
+        best_epoch: state.best_epoch,
+        best_val,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

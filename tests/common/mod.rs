@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: fixture paths, `.npy` matrices, error measures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+pub fn read_json(path: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture(path)).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// max |a − b| / max |b|.
+pub fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-300);
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f64, f64::max) / scale
+}
+
+pub fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().into_vec().unwrap()
+}
+
+pub fn matrix<B: Backend>(rows: &serde_json::Value, device: &B::Device) -> Tensor<B, 2> {
+    let rows = rows.as_array().unwrap();
+    let flat: Vec<f64> = rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap())).collect();
+    otclip::f64_tensor::<B, 2>(&flat, [rows.len(), flat.len() / rows.len()], device)
+}
+
+pub fn flat(rows: &serde_json::Value) -> Vec<f64> {
+    rows.as_array().unwrap().iter().flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap())).collect()
+}
+
+/// The cost C = 1 − x·yᵀ on the host, in f64, with its shape.
+pub fn cost_from_npy(x: &Path, y: &Path) -> (Vec<f64>, usize, usize) {
+    let x = otclip::npy::read_matrix(x).unwrap();
+    let y = otclip::npy::read_matrix(y).unwrap();
+    let (n, m, d) = (x.shape[0], y.shape[0], x.shape[1]);
+    let mut cost = vec![0.0; n * m];
+    for i in 0..n {
+        for j in 0..m {
+            cost[i * m + j] = 1.0 - (0..d).map(|k| x.data[i * d + k] * y.data[j * d + k]).sum::<f64>();
+        }
+    }
+    (cost, n, m)
+}
+
+/// Whether a wgpu adapter exists; prints plainly when not, and fails under OTCLIP_REQUIRE_WGPU=1.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_available(what: &str) -> bool {
+    use otclip::backend::WgpuBackend;
+    let probe = std::panic::catch_unwind(|| {
+        let t = Tensor::<WgpuBackend, 1>::from_floats([1.0, 2.0], &burn::backend::wgpu::WgpuDevice::DefaultDevice);
+        t.sum().into_scalar()
+    });
+    if probe.is_ok() {
+        return true;
+    }
+    let message = format!("no wgpu adapter (install mesa-vulkan-drivers for lavapipe): {what} did NOT run");
+    if std::env::var("OTCLIP_REQUIRE_WGPU").as_deref() == Ok("1") {
+        panic!("{message}, and OTCLIP_REQUIRE_WGPU=1 requires it");
+    }
+    eprintln!("SKIPPED: {message}");
+    false
+}
