@@ -52,6 +52,36 @@ impl InferenceTask for EvalTask {
     }
 }
 
+/// Embeds a split with a trained run's towers and writes them as a teacher file for SIGROT.
+pub struct TeacherTask {
+    pub run_dir: PathBuf,
+    pub checkpoint: String,
+    pub split: Split,
+    pub out: PathBuf,
+}
+
+impl InferenceTask for TeacherTask {
+    type Output = usize;
+    fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
+        let run = train::load_run::<B>(&self.run_dir, &self.checkpoint, &device)?;
+        let dataset = train::load_split(&run.config, self.split)?;
+        let e = embed_split(&run.model, &run.batcher, &dataset, run.config.eval.batch_size, &device)?;
+        let mut captions = e.texts.chunks(e.dim);
+        let rows: Vec<data::TeacherRows> = dataset
+            .entries
+            .iter()
+            .zip(e.images.chunks(e.dim))
+            .map(|(entry, image)| data::TeacherRows {
+                image: image.to_vec(),
+                captions: captions.by_ref().take(entry.captions.len()).map(<[f32]>::to_vec).collect(),
+            })
+            .collect();
+        let encoder = format!("otclip:{}@{}", self.checkpoint, self.run_dir.display());
+        data::teacher::save(&self.out, &dataset, &rows, &encoder)?;
+        Ok(rows.len())
+    }
+}
+
 /// `train::train` as a backend task, for [`dispatch`].
 pub struct TrainTask {
     pub config: train::TrainConfig,

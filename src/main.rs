@@ -9,7 +9,7 @@ use otclip::data::Split;
 use otclip::loss::{GradMode, SinkhornConfig};
 use otclip::ot::SolveTask;
 use otclip::train::{TrainConfig, TrainOptions};
-use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TrainTask};
+use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TeacherTask, TrainTask};
 
 #[derive(Parser)]
 #[command(name = "otclip", version, about = "CLIP-style image–text retrieval with optimal transport, on burn")]
@@ -49,6 +49,17 @@ enum Command {
         /// Print the result JSON instead of the table.
         #[arg(long)]
         json: bool,
+    },
+    /// Embed a split with a trained run and write a SIGROT teacher file (safetensors).
+    Teacher {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long, default_value = "train")]
+        split: Split,
+        #[arg(long, default_value = "best")]
+        checkpoint: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Optimal-transport tools.
     Ot {
@@ -132,6 +143,10 @@ fn main() -> Result<()> {
                 .with_grad(GradMode::Detach);
             let summary = dispatch_inference(cli.device, !f32, SolveTask { cost, a, b, config, out })?;
             println!("{}", serde_json::to_string(&summary)?);
+        }
+        Command::Teacher { run, split, checkpoint, out } => {
+            let images = dispatch_inference(cli.device, false, TeacherTask { run_dir: run, checkpoint, split, out: out.clone() })?;
+            println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Devices => println!("{}", compiled_backends().join("\n")),
     }

@@ -73,6 +73,7 @@ fn every_loss_matches_the_reference() {
             tol: 0.0,
             kappa: kappa_config,
             grad: GradMode::Unroll,
+            transport_warmup_epochs: 0,
         };
         let inputs = LossInputs {
             image: x,
@@ -82,7 +83,7 @@ fn every_loss_matches_the_reference() {
             image_ids: ids,
             teacher: Some((a, b)),
         };
-        let total = objective_loss(inputs, &config).unwrap().total.into_scalar();
+        let total = objective_loss(inputs, &config, false).unwrap().total.into_scalar();
         close(&format!("{name} clip+sigrot"), total, output["clip_plus_sigrot"].as_f64().unwrap());
     }
 }
@@ -92,7 +93,7 @@ fn sigrot_needs_a_teacher() {
     let device = Default::default();
     let x = Tensor::<B, 2>::eye(3, &device);
     let config: LossConfig = toml::from_str(
-        "objective = \"sigrot\"\nlambda = 0.1\neps = 0.05\ntau = 0.5\niters = 10\ntol = 0.0\nkappa = 20\ngrad = \"unroll\"",
+        "objective = \"sigrot\"\nlambda = 0.1\neps = 0.05\ntau = 0.5\niters = 10\ntol = 0.0\nkappa = 20\ngrad = \"unroll\"\ntransport_warmup_epochs = 0",
     )
     .unwrap();
     assert_eq!(config.kappa, Kappa::Fixed(20.0));
@@ -104,6 +105,6 @@ fn sigrot_needs_a_teacher() {
         image_ids: vec![0, 1, 2],
         teacher: None,
     };
-    let err = objective_loss(inputs, &config).err().expect("an error");
+    let err = objective_loss(inputs, &config, false).err().expect("an error");
     assert!(err.to_string().contains("teacher"), "{err}");
 }

@@ -26,6 +26,7 @@ fn small_config(extra: &[&str]) -> TrainConfig {
         "optim.epochs=1",
         "optim.warmup_steps=1",
         "tokenizer.vocab_size=300",
+        "loss.transport_warmup_epochs=0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -156,4 +157,38 @@ fn an_unwritable_output_directory_is_refused() {
     std::fs::write(&blocker, b"not a directory").unwrap();
     let err = train::<B>(&small_config(&[]), &blocker.join("run"), &Default::default(), &TrainOptions::default()).unwrap_err();
     assert!(format!("{err:#}").contains("cannot create the output directory"), "{err:#}");
+}
+
+#[test]
+fn every_objective_trains() {
+    let objectives = ["clip", "siglip", "sigrot", "clip+sigrot", "siglip+sigrot", "clip+uot", "siglip+uot"];
+    let dir = tempfile::tempdir().unwrap();
+    for objective in objectives {
+        let config = small_config(&[&format!("loss.objective=\"{objective}\""), "loss.iters=30"]);
+        let run_dir = dir.path().join(objective.replace('+', "_"));
+        let options = TrainOptions { quiet: true, max_steps: Some(2), ..Default::default() };
+        let summary = train::<B>(&config, &run_dir, &Default::default(), &options).unwrap();
+        assert_eq!(summary.steps, 2, "{objective}");
+        assert!(summary.last_loss.is_finite(), "{objective}: {}", summary.last_loss);
+        let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+        assert_eq!(first["contrastive"].is_null(), objective == "sigrot", "{objective}: {first}");
+        assert_eq!(first["transport"].is_null(), !objective.contains('+') && objective != "sigrot", "{objective}: {first}");
+    }
+}
+
+#[test]
+fn a_teacher_file_replaces_the_builtin_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(&[]);
+    let train_set = generate(&config.synthetic(), Split::Train).unwrap().dataset;
+    let path = dir.path().join("teacher.safetensors");
+    otclip::data::teacher::save(&path, &train_set, train_set.teacher.as_ref().unwrap(), "builtin").unwrap();
+    let options = TrainOptions { quiet: true, max_steps: Some(1), ..Default::default() };
+    let sigrot = "loss.objective=\"clip+sigrot\"";
+    let with_file = small_config(&[sigrot, &format!("data.teacher=\"{}\"", path.display())]);
+    train::<B>(&with_file, &dir.path().join("ok"), &Default::default(), &options).unwrap();
+    let missing = small_config(&[sigrot, "data.teacher=\"/no/such/teacher.safetensors\""]);
+    let err = train::<B>(&missing, &dir.path().join("bad"), &Default::default(), &options).unwrap_err();
+    assert!(format!("{err:#}").contains("/no/such/teacher.safetensors"), "{err:#}");
 }

@@ -3,6 +3,7 @@
 
 pub mod batcher;
 pub mod synthetic;
+pub mod teacher;
 
 use std::path::PathBuf;
 use std::sync::Arc;

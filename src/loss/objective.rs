@@ -65,6 +65,10 @@ pub struct LossConfig {
     /// `"scale"` (the learnable temperature) or a number.
     pub kappa: Kappa,
     pub grad: GradMode,
+    /// Epochs at the start that train with the contrastive term alone (SigLIP for the SigLIP
+    /// objectives, CLIP otherwise). Towers trained from scratch start collapsed, and SIGROT alone
+    /// cannot leave that state; pretrained towers (the paper's setting) need none.
+    pub transport_warmup_epochs: usize,
 }
 
 impl LossConfig {
@@ -99,9 +103,18 @@ pub struct LossTerms<B: Backend> {
     pub transport: Option<Tensor<B, 1>>,
 }
 
-pub fn objective_loss<B: Backend>(inputs: LossInputs<B>, config: &LossConfig) -> Result<LossTerms<B>> {
+/// The loss of `config.objective`. With `warmup` set, only its contrastive term (CLIP for
+/// `sigrot`), at weight 1.
+pub fn objective_loss<B: Backend>(inputs: LossInputs<B>, config: &LossConfig, warmup: bool) -> Result<LossTerms<B>> {
     let LossInputs { image, text, scale, bias, image_ids, teacher } = inputs;
     let objective = config.objective;
+    if warmup {
+        let contrastive = match objective.uses_siglip() {
+            true => siglip_loss(image, text, scale, bias, &image_ids),
+            false => clip_loss(image, text, scale, &image_ids),
+        };
+        return Ok(LossTerms { total: contrastive.clone(), contrastive: Some(contrastive), transport: None });
+    }
     let contrastive = match objective {
         Objective::Sigrot => None,
         o if o.uses_siglip() => Some(siglip_loss(image.clone(), text.clone(), scale.clone(), bias, &image_ids)),

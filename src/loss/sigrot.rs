@@ -52,6 +52,7 @@ pub fn generalized_kl<B: Backend>(p: Tensor<B, 2>, log_q: Tensor<B, 2>) -> Tenso
     (p.clone() * (log_p - log_q.clone()) - p + log_q.exp()).sum()
 }
 
+// ANCHOR: sigrot
 /// L_SIGROT = ½ [GKL(P ‖ Q) + GKL(Pᵀ ‖ Q)] / N, with Q = softmax_rows(κ S).
 pub fn sigrot_loss<B: Backend>(
     image: Tensor<B, 2>,
@@ -65,6 +66,7 @@ pub fn sigrot_loss<B: Backend>(
     let log_q = log_softmax(teacher_graph * kappa.reshape([1, 1]), 1);
     (generalized_kl(p.clone(), log_q.clone()) + generalized_kl(p.transpose(), log_q)).div_scalar(2.0 * n as f64)
 }
+// ANCHOR_END: sigrot
 
 /// The "+UOT" baseline: the plan, without gradient or teacher, as soft targets for the scaled
 /// logits L = s·x·yᵀ: ½ [CE(L, P) + CE(Lᵀ, Pᵀ)].

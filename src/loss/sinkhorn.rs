@@ -108,6 +108,7 @@ pub fn sinkhorn<B: Backend>(
     let mut iterations = 0;
     for iteration in 0..config.iters {
         let previous = (config.tol > 0.0 && iteration % 10 == 9).then(|| f.clone());
+        // ANCHOR: iteration
         let update_f = |g: Tensor<B, 2>| {
             let row = log_sum_exp(g.div_scalar(eps).reshape([batch, 1, m]) - scaled.clone(), 2).reshape([batch, n]);
             (log_a.clone() - row).mul_scalar(eps * phi)
@@ -124,6 +125,7 @@ pub fn sinkhorn<B: Backend>(
             f = update_f(g.clone());
             g = update_g(f.clone());
         }
+        // ANCHOR_END: iteration
         iterations = iteration + 1;
         if let Some(previous) = previous {
             let change: f64 = (f.clone() - previous).abs().max().div_scalar(eps).into_scalar().elem();

@@ -30,6 +30,8 @@ pub struct DataSection {
     /// The dataset; `synthetic` is the built-in one, configured by `[data.synthetic]`.
     pub dataset: String,
     pub pairing: Pairing,
+    /// SIGROT's teacher: `builtin` (the synthetic scenes' attributes) or a teacher `.safetensors` file.
+    pub teacher: String,
     pub synthetic: SyntheticSection,
 }
 

@@ -26,7 +26,7 @@ pub use config::TrainConfig;
 pub use schedule::WarmupCosine;
 
 use crate::data::synthetic::{self, SyntheticSplit};
-use crate::data::{Batcher, CaptionedImages, Split};
+use crate::data::{teacher, Batcher, CaptionedImages, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
 use crate::model::DualEncoder;
@@ -75,7 +75,10 @@ pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &
     let run = RunDir::create(run_dir)?;
     B::seed(device, config.seed);
 
-    let SyntheticSplit { dataset: train_set, .. } = synthetic::generate(&config.synthetic(), Split::Train)?;
+    let SyntheticSplit { dataset: mut train_set, .. } = synthetic::generate(&config.synthetic(), Split::Train)?;
+    if config.loss.objective.needs_teacher() && config.data.teacher != "builtin" {
+        train_set.teacher = Some(teacher::load(Path::new(&config.data.teacher), &train_set)?);
+    }
     let val_set = load_split(config, Split::Val)?;
 
     let resume_from = if options.resume { run.find_checkpoint("last") } else { None };
@@ -149,7 +152,7 @@ pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &
                 image_ids: batch.image_ids,
                 teacher: batch.teacher,
             };
-            let terms = objective_loss(inputs, &config.loss)?;
+            let terms = objective_loss(inputs, &config.loss, epoch < config.loss.transport_warmup_epochs)?;
             let part = |t: &Option<Tensor<B, 1>>| t.as_ref().map(|t| t.clone().into_scalar().elem::<f64>());
             let (contrastive, transport) = (part(&terms.contrastive), part(&terms.transport));
             let loss = terms.total;
