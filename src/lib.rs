@@ -102,5 +102,6 @@ pub const SYNTHETIC_VI_CONFIG: &str = include_str!("../configs/synthetic_vi.toml
 /// A tensor from f64 values at full precision (`from_floats` rounds through f32), converted to the
 /// backend's float type.
 pub fn f64_tensor<B: Backend, const D: usize>(values: &[f64], shape: [usize; D], device: &B::Device) -> burn::tensor::Tensor<B, D> {
-    burn::tensor::Tensor::from_data(burn::tensor::TensorData::new(values.to_vec(), shape), device)
+    let data = burn::tensor::TensorData::new(values.to_vec(), shape).convert::<B::FloatElem>();
+    burn::tensor::Tensor::from_data(data, device)
 }

@@ -50,14 +50,18 @@ fn two_steps_lower_the_loss() {
     let mut model = small_model(tokenizer.vocab_size()).init::<B>(&device);
     let mut optim = AdamWConfig::new().init::<B, _>();
     let mut losses = Vec::new();
+    let initial_scale: f64 = model.scale().into_scalar().elem();
     for _ in 0..3 {
         let batch = batcher.batch::<B>(&data, &pairs, &device).unwrap();
         let loss = clip_loss(model.encode_image(batch.pixel_values), model.encode_text(&batch.text), model.scale(), &batch.image_ids);
         losses.push(loss.clone().into_scalar().elem::<f64>());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-3, model, grads).clamp_logit_scale();
+        model = optim.step(1e-4, model, grads).clamp_logit_scale();
     }
-    assert!(losses[2] < losses[0] - 1e-3, "loss did not fall: {losses:?}");
+    assert!(losses[1] < losses[0] && losses[2] < losses[1], "loss did not fall step by step: {losses:?}");
+    // The clamp keeps the temperature a trainable leaf: the optimiser still moves it.
+    let scale: f64 = model.scale().into_scalar().elem();
+    assert!((scale - initial_scale).abs() > 1e-4, "the logit scale did not train: {initial_scale} → {scale}");
 }
 
 #[test]

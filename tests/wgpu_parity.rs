@@ -2,6 +2,8 @@
 //! Without a Vulkan adapter the test says so; with OTCLIP_REQUIRE_WGPU=1 (CI) that is a failure.
 #![cfg(feature = "wgpu")]
 
+mod common;
+
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::NdArray;
 use burn::module::Module;
@@ -10,27 +12,9 @@ use burn::record::{FullPrecisionSettings, Recorder};
 use otclip::backend::WgpuBackend;
 use otclip::model::{BertConfig, DualEncoderConfig, TextBatch, VitConfig};
 
-fn wgpu_available() -> bool {
-    let probe = std::panic::catch_unwind(|| {
-        let t = Tensor::<WgpuBackend, 1>::from_floats([1.0, 2.0], &WgpuDevice::DefaultDevice);
-        t.sum().into_scalar()
-    });
-    match probe {
-        Ok(_) => true,
-        Err(_) => {
-            let message = "no wgpu adapter (install mesa-vulkan-drivers for lavapipe): the ndarray/wgpu parity check did NOT run";
-            if std::env::var("OTCLIP_REQUIRE_WGPU").as_deref() == Ok("1") {
-                panic!("{message}, and OTCLIP_REQUIRE_WGPU=1 requires it");
-            }
-            eprintln!("SKIPPED: {message}");
-            false
-        }
-    }
-}
-
 #[test]
 fn forward_matches_ndarray() {
-    if !wgpu_available() {
+    if !common::wgpu_available("the ndarray/wgpu parity check") {
         return;
     }
     let config = DualEncoderConfig::new(

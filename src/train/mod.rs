@@ -26,7 +26,7 @@ pub use config::TrainConfig;
 pub use schedule::WarmupCosine;
 
 use crate::data::synthetic::{self, SyntheticSplit};
-use crate::data::{teacher, Batcher, CaptionedImages, Split};
+use crate::data::{teacher, Batcher, CaptionedImages, Pairing, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
 use crate::model::DualEncoder;
@@ -124,7 +124,11 @@ pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &
         run.write_setup(config, &model_config, &tokenizer)?;
     }
 
-    let steps_per_epoch = train_set.entries.len().max(1).div_ceil(o.batch_size);
+    let pairs_per_epoch = match config.data.pairing {
+        Pairing::RandomCaption => train_set.entries.len(),
+        Pairing::AllCaptions => train_set.caption_count(),
+    };
+    let steps_per_epoch = pairs_per_epoch.max(1).div_ceil(o.batch_size);
     let schedule = WarmupCosine { lr: o.lr, min_lr: o.min_lr, warmup_steps: o.warmup_steps, total_steps: steps_per_epoch * o.epochs };
     let mut metrics_file = OpenOptions::new().create(true).append(true).open(run.path("metrics.jsonl"))?;
     let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
