@@ -24,11 +24,22 @@ use burn::prelude::Backend;
 use data::Split;
 use eval::{embed_split, EvalReport};
 
-/// Evaluates checkpoint `checkpoint` (`best` or `last`) of a run on one split of its dataset.
-pub fn evaluate_run<B: Backend>(run_dir: &Path, checkpoint: &str, split: Split, device: &B::Device) -> Result<EvalReport> {
+/// Loads checkpoint `checkpoint` of a run and embeds one split of its dataset.
+fn embed_run_split<B: Backend>(
+    run_dir: &Path,
+    checkpoint: &str,
+    split: Split,
+    device: &B::Device,
+) -> Result<(train::LoadedRun<B>, data::CaptionedImages, eval::SplitEmbeddings)> {
     let run = train::load_run::<B>(run_dir, checkpoint, device)?;
     let dataset = train::load_split(&run.config, split)?;
     let embeddings = embed_split(&run.model, &run.batcher, &dataset, run.config.eval.batch_size, device)?;
+    Ok((run, dataset, embeddings))
+}
+
+/// Evaluates checkpoint `checkpoint` (`best` or `last`) of a run on one split of its dataset.
+pub fn evaluate_run<B: Backend>(run_dir: &Path, checkpoint: &str, split: Split, device: &B::Device) -> Result<EvalReport> {
+    let (run, dataset, embeddings) = embed_run_split::<B>(run_dir, checkpoint, split, device)?;
     Ok(EvalReport {
         dataset: dataset.name.clone(),
         model: format!("otclip-{}:{}@{}", run.config.model.preset, checkpoint, run_dir.display()),
@@ -63,9 +74,7 @@ pub struct TeacherTask {
 impl InferenceTask for TeacherTask {
     type Output = usize;
     fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
-        let run = train::load_run::<B>(&self.run_dir, &self.checkpoint, &device)?;
-        let dataset = train::load_split(&run.config, self.split)?;
-        let e = embed_split(&run.model, &run.batcher, &dataset, run.config.eval.batch_size, &device)?;
+        let (_, dataset, e) = embed_run_split::<B>(&self.run_dir, &self.checkpoint, self.split, &device)?;
         let mut captions = e.texts.chunks(e.dim);
         let rows: Vec<data::TeacherRows> = dataset
             .entries

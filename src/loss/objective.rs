@@ -66,8 +66,7 @@ pub struct LossConfig {
     pub kappa: Kappa,
     pub grad: GradMode,
     /// Epochs at the start that train with the contrastive term alone (SigLIP for the SigLIP
-    /// objectives, CLIP otherwise). Towers trained from scratch start collapsed, and SIGROT alone
-    /// cannot leave that state; pretrained towers (the paper's setting) need none.
+    /// objectives, CLIP otherwise), before the transport term joins.
     pub transport_warmup_epochs: usize,
 }
 
@@ -108,20 +107,14 @@ pub struct LossTerms<B: Backend> {
 pub fn objective_loss<B: Backend>(inputs: LossInputs<B>, config: &LossConfig, warmup: bool) -> Result<LossTerms<B>> {
     let LossInputs { image, text, scale, bias, image_ids, teacher } = inputs;
     let objective = config.objective;
-    if warmup {
-        let contrastive = match objective.uses_siglip() {
-            true => siglip_loss(image, text, scale, bias, &image_ids),
-            false => clip_loss(image, text, scale, &image_ids),
-        };
-        return Ok(LossTerms { total: contrastive.clone(), contrastive: Some(contrastive), transport: None });
-    }
     let contrastive = match objective {
-        Objective::Sigrot => None,
+        Objective::Sigrot if !warmup => None,
         o if o.uses_siglip() => Some(siglip_loss(image.clone(), text.clone(), scale.clone(), bias, &image_ids)),
         _ => Some(clip_loss(image.clone(), text.clone(), scale.clone(), &image_ids)),
     };
     let sinkhorn = config.sinkhorn();
     let transport = match objective {
+        _ if warmup => None,
         Objective::Clip | Objective::Siglip => None,
         Objective::ClipUot | Objective::SiglipUot => Some(uot_loss(image, text, scale, &sinkhorn)),
         _ => {
