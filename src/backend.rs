@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use otclip_kernels::SinkhornBackend;
 
 /// The CPU backend (ndarray), the default.
 #[cfg(feature = "ndarray")]
@@ -127,7 +128,7 @@ fn wgpu_device(index: Option<usize>) -> burn::backend::wgpu::WgpuDevice {
 /// Work that runs on any autodiff backend. [`dispatch`] picks the backend once.
 pub trait BackendTask {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: AutodiffBackend + SinkhornBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// Runs `task` on the backend named by `spec`. This is the only backend match in otclip.
@@ -149,7 +150,7 @@ pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> 
 /// Work that needs no autodiff (evaluation, embedding, solving), on any backend.
 pub trait InferenceTask {
     type Output;
-    fn run<B: Backend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// Runs `task` without autodiff. `f64` picks double precision where the backend has it

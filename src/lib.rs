@@ -14,6 +14,8 @@ pub mod ot;
 pub mod text;
 pub mod train;
 
+/// The fused Sinkhorn kernels (`SinkhornBackend` and its implementations).
+pub use otclip_kernels as kernels;
 pub use backend::{dispatch, dispatch_inference, BackendTask, DeviceSpec, InferenceTask};
 
 use std::path::{Path, PathBuf};
@@ -58,7 +60,7 @@ pub struct EvalTask {
 
 impl InferenceTask for EvalTask {
     type Output = EvalReport;
-    fn run<B: Backend>(self, device: B::Device) -> Result<EvalReport> {
+    fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<EvalReport> {
         evaluate_run::<B>(&self.run_dir, &self.checkpoint, self.split, &device)
     }
 }
@@ -73,7 +75,7 @@ pub struct TeacherTask {
 
 impl InferenceTask for TeacherTask {
     type Output = usize;
-    fn run<B: Backend>(self, device: B::Device) -> Result<usize> {
+    fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<usize> {
         let (_, dataset, e) = embed_run_split::<B>(&self.run_dir, &self.checkpoint, self.split, &device)?;
         let mut captions = e.texts.chunks(e.dim);
         let rows: Vec<data::TeacherRows> = dataset
@@ -100,7 +102,7 @@ pub struct TrainTask {
 
 impl BackendTask for TrainTask {
     type Output = train::TrainSummary;
-    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<train::TrainSummary> {
+    fn run<B: burn::tensor::backend::AutodiffBackend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<train::TrainSummary> {
         train::train::<B>(&self.config, &self.run_dir, &device, &self.options)
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use otclip::backend::compiled_backends;
 use otclip::data::Split;
-use otclip::loss::{GradMode, SinkhornConfig};
+use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::ot::SolveTask;
 use otclip::train::{TrainConfig, TrainOptions};
 use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TeacherTask, TrainTask};
@@ -70,6 +70,12 @@ enum Command {
     Devices,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Solver {
+    Fused,
+    Reference,
+}
+
 #[derive(Subcommand)]
 enum OtCommand {
     /// Solve entropic (unbalanced) OT for a cost matrix; writes P = N·Γ* as f64 and prints a JSON summary.
@@ -101,6 +107,9 @@ enum OtCommand {
         /// Solve in f32 on ndarray too (the GPU backends always use f32).
         #[arg(long)]
         f32: bool,
+        /// `fused` (the backend's Sinkhorn kernels) or `reference` (tensor ops).
+        #[arg(long, value_enum, default_value_t = Solver::Fused)]
+        solver: Solver,
     },
 }
 
@@ -134,13 +143,17 @@ fn main() -> Result<()> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Ot { command: OtCommand::Solve { cost, eps, tau, balanced, iters, tol, a, b, out, f32 } } => {
+        Command::Ot { command: OtCommand::Solve { cost, eps, tau, balanced, iters, tol, a, b, out, f32, solver } } => {
             let config = SinkhornConfig::new()
                 .with_eps(eps)
                 .with_tau((!balanced).then_some(tau))
                 .with_iters(iters)
                 .with_tol(tol)
-                .with_grad(GradMode::Detach);
+                .with_grad(GradMode::Detach)
+                .with_solver(match solver {
+                    Solver::Fused => SolverPath::Fused,
+                    Solver::Reference => SolverPath::Reference,
+                });
             let summary = dispatch_inference(cli.device, !f32, SolveTask { cost, a, b, config, out })?;
             println!("{}", serde_json::to_string(&summary)?);
         }

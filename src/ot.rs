@@ -8,7 +8,8 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::backend::InferenceTask;
-use crate::loss::{sinkhorn, SinkhornConfig};
+use crate::loss::{solve, SinkhornConfig, SolverPath};
+use otclip_kernels::SinkhornBackend;
 use crate::npy;
 
 pub struct SolveTask {
@@ -30,6 +31,8 @@ pub struct SolveSummary {
     pub marginal_error: f64,
     pub seconds: f64,
     pub backend: String,
+    /// `fused` or `reference`.
+    pub solver: SolverPath,
     pub out: PathBuf,
 }
 
@@ -49,7 +52,7 @@ fn log_marginal<B: Backend>(path: &Option<PathBuf>, len: usize, device: &B::Devi
 impl InferenceTask for SolveTask {
     type Output = SolveSummary;
 
-    fn run<B: Backend>(self, device: B::Device) -> Result<SolveSummary> {
+    fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<SolveSummary> {
         let cost = npy::read_matrix(&self.cost)?;
         let (n, m) = (cost.shape[0], cost.shape[1]);
         if n == 0 || m == 0 || cost.data.iter().any(|c| !c.is_finite()) {
@@ -59,7 +62,7 @@ impl InferenceTask for SolveTask {
         let tensor = crate::f64_tensor::<B, 3>(&cost.data, [1, n, m], &device);
         let a = log_marginal::<B>(&self.a, n, &device)?;
         let b = log_marginal::<B>(&self.b, m, &device)?;
-        let solved = sinkhorn(tensor, a, b, &self.config);
+        let solved = solve(tensor, a, b, &self.config);
         let plan: Vec<f64> = solved.plan.clone().mul_scalar(n as f64).into_data().convert::<f64>().into_vec().map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let seconds = started.elapsed().as_secs_f64();
         npy::write_f64(&self.out, &[n, m], &plan)?;
@@ -71,6 +74,7 @@ impl InferenceTask for SolveTask {
             iterations: solved.iterations,
             marginal_error: solved.marginal_error(),
             seconds,
+            solver: self.config.solver,
             backend: std::any::type_name::<B>().rsplit("::").next().unwrap_or("?").to_string(),
             out: self.out,
         })

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use common::{flat, matrix, max_rel_diff, read_json, to_f64};
 use otclip::loss::{
     clip_loss, objective_loss, scaled_plan, siglip_loss, sigrot_loss, teacher_graph, uot_loss, GradMode, Kappa,
-    LossConfig, LossInputs, Objective, SinkhornConfig,
+    LossConfig, LossInputs, Objective, SinkhornConfig, SolverPath,
 };
 use otclip::loss::sigrot::{teacher_target, KappaSource};
 
@@ -72,7 +72,8 @@ fn every_loss_matches_the_reference() {
             iters: sinkhorn.iters,
             tol: 0.0,
             kappa: kappa_config,
-            grad: GradMode::Unroll,
+            grad: GradMode::Implicit,
+            solver: SolverPath::Fused,
             transport_warmup_epochs: 0,
         };
         let inputs = LossInputs {

@@ -5,7 +5,7 @@ mod common;
 use common::{fixture, max_rel_diff, read_json};
 use otclip::data::synthetic::{generate, SyntheticConfig};
 use otclip::data::{teacher, Split};
-use otclip::loss::{GradMode, SinkhornConfig};
+use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::ot::SolveTask;
 use otclip::{dispatch_inference, DeviceSpec};
 
@@ -51,14 +51,22 @@ fn ot_solve_writes_the_scaled_pot_plan() {
     let cost_path = tmp.path().join("C.npy");
     otclip::npy::write_f64(&cost_path, &[n, m], &cost).unwrap();
     let out = tmp.path().join("P.npy");
-    let config = SinkhornConfig::new().with_eps(0.05).with_tau(Some(0.5)).with_iters(200).with_grad(GradMode::Detach);
-    let task = SolveTask { cost: cost_path.clone(), a: None, b: None, config, out: out.clone() };
-    let summary = dispatch_inference(DeviceSpec::NdArray, true, task).unwrap();
-    assert_eq!((summary.n, summary.m, summary.iterations), (64, 64, 200));
-    let plan = otclip::npy::read_matrix(&out).unwrap();
-    let reference: Vec<f64> = otclip::npy::read_matrix(&file("plan")).unwrap().data.iter().map(|v| v * n as f64).collect();
-    let error = max_rel_diff(&plan.data, &reference);
-    assert!(error < 1e-10, "ot solve vs POT: {error:e}");
+    // The fused kernel path (the default) and the tensor-op reference give POT's plan, and so
+    // the same plan.
+    let mut plans = Vec::new();
+    for solver in [SolverPath::Fused, SolverPath::Reference] {
+        let config = SinkhornConfig::new().with_eps(0.05).with_tau(Some(0.5)).with_iters(200).with_grad(GradMode::Detach).with_solver(solver);
+        let task = SolveTask { cost: cost_path.clone(), a: None, b: None, config, out: out.clone() };
+        let summary = dispatch_inference(DeviceSpec::NdArray, true, task).unwrap();
+        assert_eq!((summary.n, summary.m, summary.iterations, summary.solver), (64, 64, 200, solver));
+        let plan = otclip::npy::read_matrix(&out).unwrap();
+        let reference: Vec<f64> = otclip::npy::read_matrix(&file("plan")).unwrap().data.iter().map(|v| v * n as f64).collect();
+        let error = max_rel_diff(&plan.data, &reference);
+        assert!(error < 1e-10, "ot solve ({solver:?}) vs POT: {error:e}");
+        plans.push(plan.data);
+    }
+    let error = max_rel_diff(&plans[0], &plans[1]);
+    assert!(error < 1e-12, "ot solve: fused vs reference {error:e}");
 
     // A marginal of the wrong length is refused, naming the file.
     let bad = tmp.path().join("a.npy");

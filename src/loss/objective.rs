@@ -5,7 +5,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::sigrot::{sigrot_loss, teacher_graph, uot_loss, Kappa};
-use super::sinkhorn::{GradMode, SinkhornConfig};
+use super::sinkhorn::{GradMode, SinkhornConfig, SolverPath};
+use otclip_kernels::SinkhornBackend;
 use super::{clip_loss, siglip_loss};
 
 /// `clip | siglip | sigrot | clip+sigrot | siglip+sigrot | clip+uot | siglip+uot`.
@@ -65,6 +66,9 @@ pub struct LossConfig {
     /// `"scale"` (the learnable temperature) or a number.
     pub kappa: Kappa,
     pub grad: GradMode,
+    /// `fused` (the kernels of `otclip-kernels`, the default) or `reference` (tensor ops).
+    #[serde(default)]
+    pub solver: SolverPath,
     /// Epochs at the start that train with the contrastive term alone (SigLIP for the SigLIP
     /// objectives, CLIP otherwise), before the transport term joins.
     pub transport_warmup_epochs: usize,
@@ -78,6 +82,7 @@ impl LossConfig {
             .with_iters(self.iters)
             .with_tol(self.tol)
             .with_grad(self.grad)
+            .with_solver(self.solver)
     }
 }
 
@@ -104,7 +109,7 @@ pub struct LossTerms<B: Backend> {
 
 /// The loss of `config.objective`. With `warmup` set, only its contrastive term (CLIP for
 /// `sigrot`), at weight 1.
-pub fn objective_loss<B: Backend>(inputs: LossInputs<B>, config: &LossConfig, warmup: bool) -> Result<LossTerms<B>> {
+pub fn objective_loss<B: SinkhornBackend>(inputs: LossInputs<B>, config: &LossConfig, warmup: bool) -> Result<LossTerms<B>> {
     let LossInputs { image, text, scale, bias, image_ids, teacher } = inputs;
     let objective = config.objective;
     let contrastive = match objective {

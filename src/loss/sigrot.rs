@@ -6,7 +6,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
 
 use super::clip::soft_cross_entropy_rows;
-use super::sinkhorn::{sinkhorn, GradMode, SinkhornConfig};
+use super::sinkhorn::{solve, GradMode, SinkhornConfig};
+use otclip_kernels::SinkhornBackend;
 
 /// The sharpness κ of the teacher target Q = softmax_rows(κ S).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,11 +39,11 @@ pub fn teacher_graph<B: Backend>(captions: Tensor<B, 2>, images: Tensor<B, 2>) -
 
 /// The transport plan scaled by N (P = N·Γ*) between image rows x and text rows y, on the cost
 /// C = 1 − x·yᵀ, with uniform marginals.
-pub fn scaled_plan<B: Backend>(image: Tensor<B, 2>, text: Tensor<B, 2>, config: &SinkhornConfig) -> (Tensor<B, 2>, usize) {
+pub fn scaled_plan<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, config: &SinkhornConfig) -> (Tensor<B, 2>, usize) {
     let [n, _] = image.dims();
     let cost = image.matmul(text.transpose()).neg() + 1.0;
     let [_, m] = cost.dims();
-    let solved = sinkhorn(cost.reshape([1, n, m]), None, None, config);
+    let solved = solve(cost.reshape([1, n, m]), None, None, config);
     (solved.plan.reshape([n, m]).mul_scalar(n as f64), solved.iterations)
 }
 
@@ -54,7 +55,7 @@ pub fn generalized_kl<B: Backend>(p: Tensor<B, 2>, log_q: Tensor<B, 2>) -> Tenso
 
 // ANCHOR: sigrot
 /// L_SIGROT = ½ [GKL(P ‖ Q) + GKL(Pᵀ ‖ Q)] / N, with Q = softmax_rows(κ S).
-pub fn sigrot_loss<B: Backend>(
+pub fn sigrot_loss<B: SinkhornBackend>(
     image: Tensor<B, 2>,
     text: Tensor<B, 2>,
     teacher_graph: Tensor<B, 2>,
@@ -70,7 +71,7 @@ pub fn sigrot_loss<B: Backend>(
 
 /// The "+UOT" baseline: the plan, without gradient or teacher, as soft targets for the scaled
 /// logits L = s·x·yᵀ: ½ [CE(L, P) + CE(Lᵀ, Pᵀ)].
-pub fn uot_loss<B: Backend>(image: Tensor<B, 2>, text: Tensor<B, 2>, scale: Tensor<B, 1>, config: &SinkhornConfig) -> Tensor<B, 1> {
+pub fn uot_loss<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, scale: Tensor<B, 1>, config: &SinkhornConfig) -> Tensor<B, 1> {
     let detached = SinkhornConfig { grad: GradMode::Detach, ..config.clone() };
     let (p, _) = scaled_plan(image.clone().detach(), text.clone().detach(), &detached);
     let logits = image.matmul(text.transpose()) * scale.reshape([1, 1]);

@@ -7,23 +7,42 @@
 //! with φ = τ/(τ+ε) (unbalanced, KL marginal penalty τ) or 1 (balanced). Γ = exp((f ⊕ g − M₀)/ε).
 //! It reproduces POT's `sinkhorn_unbalanced(method="sinkhorn_stabilized")` (f first) and
 //! `sinkhorn_log` (balanced, g first) iteration for iteration.
+//!
+//! [`solve`] is what the losses call: the fused solver of `otclip-kernels` by default, this
+//! reference when the config asks for it (`solver = "reference"`) or for `grad = "unroll"`.
 
 use burn::config::Config;
 use burn::prelude::*;
+use otclip_kernels::{sinkhorn_transport, KernelGrad, SinkhornBackend, SolveParams};
 use serde::{Deserialize, Serialize};
 
 /// What flows back from the plan into the cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GradMode {
-    /// Autodiff through every iteration (what the paper did); memory grows with the iterations.
+    /// The exact gradient of the plan, by the fused solver's reverse pass over the potentials it
+    /// stored (O(n + m) per iteration). Equal to `unroll`; the reference path computes it so.
     #[default]
+    Implicit,
+    /// Autodiff through every iteration of the tensor-op reference (what the paper did); memory
+    /// grows with n·m·iterations.
     Unroll,
     /// The potentials are held constant: Γ = exp((f̄ ⊕ ḡ − M₀(C))/ε). Exact for the OT value
     /// (Danskin), an approximation for a loss on the plan itself.
     Envelope,
     /// No gradient: the plan is a constant target (the UOT baseline).
     Detach,
+}
+
+/// Which solver runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverPath {
+    /// The backend's fused kernels (`otclip-kernels`).
+    #[default]
+    Fused,
+    /// The tensor-op reference in this file.
+    Reference,
 }
 
 #[derive(Config, Debug)]
@@ -40,8 +59,10 @@ pub struct SinkhornConfig {
     /// iterations, as POT does); 0 runs every iteration.
     #[config(default = 0.0)]
     pub tol: f64,
-    #[config(default = "GradMode::Unroll")]
+    #[config(default = "GradMode::Implicit")]
     pub grad: GradMode,
+    #[config(default = "SolverPath::Fused")]
+    pub solver: SolverPath,
 }
 
 impl SinkhornConfig {
@@ -81,7 +102,35 @@ pub fn uniform_log_marginal<B: Backend>(batch: usize, n: usize, device: &B::Devi
     Tensor::full([batch, n], -(n as f64).ln(), device)
 }
 
-/// Solves a batch of entropic OT problems. `log_a`/`log_b` default to uniform marginals.
+/// Solves a batch of entropic OT problems on the path the config names: the fused solver, or the
+/// reference for `solver = "reference"` and for `grad = "unroll"`. On the fused path only the
+/// plan carries a gradient; the potentials are constants.
+pub fn solve<B: SinkhornBackend>(
+    cost: Tensor<B, 3>,
+    log_a: Option<Tensor<B, 2>>,
+    log_b: Option<Tensor<B, 2>>,
+    config: &SinkhornConfig,
+) -> SinkhornOutput<B> {
+    let grad = match (config.solver, config.grad) {
+        (SolverPath::Reference, _) | (_, GradMode::Unroll) => return sinkhorn(cost, log_a, log_b, config),
+        (SolverPath::Fused, GradMode::Implicit) => KernelGrad::Implicit,
+        (SolverPath::Fused, GradMode::Envelope) => KernelGrad::Envelope,
+        (SolverPath::Fused, GradMode::Detach) => KernelGrad::Detach,
+    };
+    let [batch, n, m] = cost.dims();
+    let device = cost.device();
+    let log_a = log_a.unwrap_or_else(|| uniform_log_marginal(batch, n, &device));
+    let log_b = log_b.unwrap_or_else(|| uniform_log_marginal(batch, m, &device));
+    let params = SolveParams { eps: config.eps, phi: config.phi(), iters: config.iters, tol: config.tol };
+    let solved = sinkhorn_transport(cost, log_a.clone(), log_b.clone(), params, grad);
+    // f = ε(α − log a), g = ε(β − log b).
+    let f = (solved.alpha - log_a.clone()).mul_scalar(config.eps);
+    let g = (solved.beta - log_b.clone()).mul_scalar(config.eps);
+    SinkhornOutput { plan: solved.plan, f, g, log_a, log_b, eps: config.eps, tau: config.tau, iterations: solved.iterations }
+}
+
+/// Solves a batch of entropic OT problems with tensor ops (the reference). `log_a`/`log_b`
+/// default to uniform marginals.
 pub fn sinkhorn<B: Backend>(
     cost: Tensor<B, 3>,
     log_a: Option<Tensor<B, 2>>,
@@ -96,7 +145,7 @@ pub fn sinkhorn<B: Backend>(
     let phi = config.phi();
     let balanced = phi == 1.0;
     let tracked_cost = match config.grad {
-        GradMode::Unroll => cost.clone(),
+        GradMode::Unroll | GradMode::Implicit => cost.clone(),
         GradMode::Envelope | GradMode::Detach => cost.clone().detach(),
     };
     // M₀/ε = C/ε − log a_i − log b_j.
@@ -135,7 +184,7 @@ pub fn sinkhorn<B: Backend>(
         }
     }
     let (f, g, plan_cost) = match config.grad {
-        GradMode::Unroll => (f, g, scaled),
+        GradMode::Unroll | GradMode::Implicit => (f, g, scaled),
         GradMode::Detach => (f.detach(), g.detach(), scaled.detach()),
         // Potentials constant, the explicit cost tracked.
         GradMode::Envelope => {

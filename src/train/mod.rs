@@ -70,7 +70,7 @@ pub fn validate<B: Backend>(model: &DualEncoder<B>, batcher: &Batcher, dataset: 
 }
 
 /// Trains a dual encoder as `config` says and writes the run to `run_dir`.
-pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {
+pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &TrainConfig, run_dir: &Path, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {
     let started = Instant::now();
     let run = RunDir::create(run_dir)?;
     B::seed(device, config.seed);

@@ -67,3 +67,31 @@ pub fn wgpu_available(what: &str) -> bool {
     eprintln!("SKIPPED: {message}");
     false
 }
+
+/// A batch of costs C = 1 − x·yᵀ between random unit vectors (the SIGROT cost), and a random
+/// upstream gradient for the plan.
+pub fn sinkhorn_problem(batch: usize, n: usize, m: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let dim = 16;
+    let mut unit = |count: usize| -> Vec<Vec<f64>> {
+        (0..count)
+            .map(|_| {
+                let v: Vec<f64> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                v.into_iter().map(|x| x / norm).collect()
+            })
+            .collect()
+    };
+    let mut cost = Vec::with_capacity(batch * n * m);
+    for _ in 0..batch {
+        let (x, y) = (unit(n), unit(m));
+        for xi in &x {
+            for yj in &y {
+                cost.push(1.0 - xi.iter().zip(yj).map(|(a, b)| a * b).sum::<f64>());
+            }
+        }
+    }
+    let weights = (0..batch * n * m).map(|_| rng.random_range(-1.0..1.0)).collect();
+    (cost, weights)
+}

@@ -1,0 +1,194 @@
+//! Times the fused Sinkhorn solver against the tensor-op version on the same backend, in one
+//! process: forward alone (solve + plan) and forward plus backward (∂Σ W∘Γ / ∂C; the tensor-op
+//! side differentiates through every iteration, the fused side reverses its stored potentials).
+//!
+//! `cargo run --release -p otclip-kernels --example bench_sinkhorn [-- --backend wgpu --sizes 128,600 --reps 5]`
+//! (`--backend wgpu` or `cuda` needs `--features wgpu` / `--features cuda`). Prints a table of
+//! medians and ratios, then one JSON line with the same figures.
+
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::TensorPrimitive;
+use otclip_kernels::fallback;
+use otclip_kernels::{sinkhorn_transport, KernelGrad, SinkhornBackend, SolveParams};
+
+const EPS: f64 = 0.05;
+const TAU: f64 = 0.5;
+const ITERS: usize = 200;
+/// The tensor-op backward keeps about this many n×m tensors per half-iteration.
+const UNROLL_TENSORS_PER_HALF_STEP: usize = 6;
+
+struct Options {
+    backend: String,
+    sizes: Vec<usize>,
+    reps: usize,
+    /// Skip the tensor-op backward where it would hold more than this many bytes.
+    unroll_budget: f64,
+}
+
+fn options() -> Options {
+    let mut options = Options { backend: "ndarray".into(), sizes: vec![128, 600, 2048, 8192], reps: 5, unroll_budget: 8e9 };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--backend" => options.backend = value.clone(),
+            "--sizes" => options.sizes = value.split(',').map(|s| s.parse().expect("--sizes: numbers")).collect(),
+            "--reps" => options.reps = value.parse().expect("--reps: a number"),
+            "--unroll-budget-gb" => options.unroll_budget = value.parse::<f64>().expect("--unroll-budget-gb: a number") * 1e9,
+            _ => panic!("unknown flag {flag}; expected --backend, --sizes, --reps or --unroll-budget-gb"),
+        }
+    }
+    options
+}
+
+/// C = 1 − x·yᵀ between n pseudo-random unit vectors of dimension 64, and a weight W.
+fn problem(n: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f32 / (1u64 << 53) as f32 * 2.0 - 1.0
+    };
+    let dim = 64;
+    let mut unit = |count: usize| -> Vec<f32> {
+        let mut rows = Vec::with_capacity(count * dim);
+        for _ in 0..count {
+            let v: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            rows.extend(v.into_iter().map(|x| x / norm));
+        }
+        rows
+    };
+    let (x, y) = (unit(n), unit(n));
+    let mut cost = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            cost[i * n + j] = 1.0 - (0..dim).map(|k| x[i * dim + k] * y[j * dim + k]).sum::<f32>();
+        }
+    }
+    let weights = (0..n * n).map(|_| next()).collect();
+    (cost, weights)
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+/// Median wall time of `run` in milliseconds, after one warm-up call (shader compilation).
+fn time(reps: usize, mut run: impl FnMut() -> f32) -> f64 {
+    run();
+    median((0..reps).map(|_| {
+        let start = Instant::now();
+        std::hint::black_box(run());
+        start.elapsed().as_secs_f64() * 1e3
+    }).collect())
+}
+
+fn inputs<B: Backend>(cost: &[f32], n: usize, device: &B::Device) -> (Tensor<B, 3>, Tensor<B, 2>, Tensor<B, 2>) {
+    let cost = Tensor::<B, 3>::from_data(TensorData::new(cost.to_vec(), [1, n, n]), device);
+    let log_marginal = Tensor::<B, 2>::full([1, n], -(n as f64).ln(), device);
+    (cost, log_marginal.clone(), log_marginal)
+}
+
+fn params() -> SolveParams {
+    SolveParams { eps: EPS, phi: TAU / (TAU + EPS), iters: ITERS, tol: 0.0 }
+}
+
+/// The tensor-op solve and plan, on any backend (tracked when the backend is `Autodiff`).
+fn tensor_op_plan<B: Backend>(cost: Tensor<B, 3>, log_a: Tensor<B, 2>, log_b: Tensor<B, 2>) -> Tensor<B, 3> {
+    let prim = |t: Tensor<B, 2>| t.into_primitive().tensor();
+    let solved = fallback::solve::<B>(cost.clone().into_primitive().tensor(), prim(log_a), prim(log_b), params());
+    let plan = fallback::plan::<B>(cost.into_primitive().tensor(), solved.alpha, solved.beta, EPS);
+    Tensor::from_primitive(TensorPrimitive::Float(plan))
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    n: usize,
+    fused_forward_ms: f64,
+    reference_forward_ms: f64,
+    forward_speedup: f64,
+    fused_forward_backward_ms: f64,
+    reference_forward_backward_ms: Option<f64>,
+    forward_backward_speedup: Option<f64>,
+}
+
+fn bench<B: AutodiffBackend + SinkhornBackend>(options: &Options, device: &B::Device) -> Vec<Row>
+where
+    B::InnerBackend: SinkhornBackend,
+{
+    let mut rows = Vec::new();
+    for &n in &options.sizes {
+        let (cost, weights) = problem(n);
+        let weights_t = Tensor::<B, 3>::from_data(TensorData::new(weights.clone(), [1, n, n]), device);
+        let (c, a, b) = inputs::<B::InnerBackend>(&cost, n, &weights_t.clone().inner().device());
+        let fused_forward = time(options.reps, || {
+            sinkhorn_transport(c.clone(), a.clone(), b.clone(), params(), KernelGrad::Detach).plan.sum().into_scalar().elem()
+        });
+        let reference_forward = time(options.reps, || tensor_op_plan(c.clone(), a.clone(), b.clone()).sum().into_scalar().elem());
+        let (c, a, b) = inputs::<B>(&cost, n, device);
+        let fused_backward = time(options.reps, || {
+            let cost = c.clone().require_grad();
+            let plan = sinkhorn_transport(cost.clone(), a.clone(), b.clone(), params(), KernelGrad::Implicit).plan;
+            let grads = (plan * weights_t.clone()).sum().backward();
+            cost.grad(&grads).unwrap().sum().into_scalar().elem()
+        });
+        let unroll_bytes = (2 * ITERS * UNROLL_TENSORS_PER_HALF_STEP * n * n * 4) as f64;
+        let reference_backward = (unroll_bytes <= options.unroll_budget).then(|| {
+            time(options.reps, || {
+                let cost = c.clone().require_grad();
+                let plan = tensor_op_plan(cost.clone(), a.clone(), b.clone());
+                let grads = (plan * weights_t.clone()).sum().backward();
+                cost.grad(&grads).unwrap().sum().into_scalar().elem()
+            })
+        });
+        if reference_backward.is_none() {
+            eprintln!("n = {n}: the tensor-op backward would hold about {:.0} GB; not run", unroll_bytes / 1e9);
+        }
+        rows.push(Row {
+            n,
+            fused_forward_ms: fused_forward,
+            reference_forward_ms: reference_forward,
+            forward_speedup: reference_forward / fused_forward,
+            fused_forward_backward_ms: fused_backward,
+            reference_forward_backward_ms: reference_backward,
+            forward_backward_speedup: reference_backward.map(|r| r / fused_backward),
+        });
+        eprintln!("n = {n} done");
+    }
+    rows
+}
+
+fn main() {
+    let options = options();
+    let rows = match options.backend.as_str() {
+        "ndarray" => bench::<Autodiff<burn::backend::NdArray<f32>>>(&options, &Default::default()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => bench::<Autodiff<burn::backend::Wgpu>>(&options, &Default::default()),
+        #[cfg(feature = "cuda")]
+        "cuda" => bench::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()),
+        other => panic!("backend {other} is not compiled in (features: wgpu, cuda)"),
+    };
+    println!("Sinkhorn, unbalanced (τ = {TAU}), ε = {EPS}, {ITERS} iterations, backend {}; medians of {} runs", options.backend, options.reps);
+    println!("{:>6} | {:>12} {:>12} {:>7} | {:>14} {:>14} {:>7}", "n", "fused fwd ms", "tensor fwd", "ratio", "fused fwd+bwd", "tensor fwd+bwd", "ratio");
+    for row in &rows {
+        let reference = row.reference_forward_backward_ms.map_or("—".to_string(), |v| format!("{v:.1}"));
+        let ratio = row.forward_backward_speedup.map_or("—".to_string(), |v| format!("{v:.1}×"));
+        println!(
+            "{:>6} | {:>12.1} {:>12.1} {:>6.1}× | {:>14.1} {:>14} {:>7}",
+            row.n, row.fused_forward_ms, row.reference_forward_ms, row.forward_speedup, row.fused_forward_backward_ms, reference, ratio
+        );
+    }
+    let json = serde_json::json!({
+        "benchmark": "sinkhorn", "backend": options.backend, "eps": EPS, "tau": TAU, "iters": ITERS,
+        "reps": options.reps, "results": rows,
+    });
+    println!("{json}");
+}
