@@ -2,8 +2,12 @@
 //! Flow: dataset → pairs → batcher → towers.
 
 pub mod batcher;
+pub mod dataset;
+pub mod formats;
+pub mod spec;
 pub mod synthetic;
 pub mod teacher;
+pub mod transform;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use batcher::{Batch, Batcher, ImageNormalization};
+pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
+pub use spec::{DatasetSpec, Format};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
