@@ -50,7 +50,7 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
     let summary = dispatch(args.device, TrainTask { config, run_dir: out.to_path_buf(), options })?;
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
 
-    let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test };
+    let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };
     let report = dispatch_inference(args.device, false, task)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     Ok(report)

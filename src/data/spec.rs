@@ -68,6 +68,11 @@ impl Format {
         }
     }
 
+    /// Whether the format has named splits (`split=` defaults to the caller's split).
+    pub fn has_splits(&self) -> bool {
+        matches!(self, Format::UitOpenViic | Format::Ktvic | Format::Karpathy | Format::Coco | Format::ViclipOt)
+    }
+
     /// The language a dataset is in when the spec does not say (`lang=`).
     pub fn default_language(&self) -> &'static str {
         match self {

@@ -5,8 +5,6 @@
 
 use anyhow::{anyhow, Result};
 use burn::config::Config;
-use fast_image_resize::images::Image as FirImage;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{Rgb, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -64,18 +62,15 @@ pub fn center_crop(image: &RgbImage, size: u32) -> RgbImage {
     })
 }
 
-/// Bicubic (Catmull-Rom, a = −0.5, antialiased like PIL) resize of the whole image or a crop box
+/// Bicubic resize (Pillow's, see [`super::resample`]) of the whole image or of a crop box
 /// `(left, top, width, height)` of it.
 pub fn resize_bicubic_crop(image: &RgbImage, width: u32, height: u32, crop: Option<(f64, f64, f64, f64)>) -> Result<RgbImage> {
     let (w, h) = image.dimensions();
-    let source = FirImage::from_vec_u8(w, h, image.as_raw().clone(), PixelType::U8x3).map_err(|e| anyhow!("resize: {e}"))?;
-    let mut target = FirImage::new(width, height, PixelType::U8x3);
-    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-    if let Some((left, top, cw, ch)) = crop {
-        options = options.crop(left, top, cw, ch);
+    if w == 0 || h == 0 || width == 0 || height == 0 {
+        return Err(anyhow!("resize: empty image ({w}×{h} → {width}×{height})"));
     }
-    Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("resize: {e}"))?;
-    RgbImage::from_raw(width, height, target.into_vec()).ok_or_else(|| anyhow!("resize: wrong buffer size"))
+    let (left, top, cw, ch) = crop.unwrap_or((0.0, 0.0, w as f64, h as f64));
+    Ok(super::resample::resize_box(image, width, height, (left, top, left + cw, top + ch)))
 }
 
 pub fn resize_bicubic(image: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {
