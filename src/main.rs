@@ -94,7 +94,7 @@ enum DataCommand {
         #[arg(long)]
         against: DatasetSpec,
         /// Largest Hamming distance (of 64 bits) counted as a duplicate.
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = 10)]
         max_distance: u32,
         #[arg(long, default_value = "dedup-drop.txt")]
         out: PathBuf,

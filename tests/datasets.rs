@@ -224,3 +224,43 @@ fn malformed_annotations_name_file_place_and_expectation() {
     let err = malformed("jsonl", "pairs.jsonl", "{\"image\": \"a.jpg\", \"caption\": \"x\"}\n{\"image\": \"b.jpg\"}\n", "");
     assert!(err.contains("pairs.jsonl:2") && err.contains("`caption`"), "{err}");
 }
+
+fn otclip(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn data_check_prints_counts_and_json() {
+    let uit = format!("uit-openviic:{}", common::fixture("datasets/uit-openviic").display());
+    let (ok, stdout, stderr) = otclip(&["data", "check", &uit, "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["images"], 2 + 1 + 2, "train 2, dev 1, test 2");
+    assert_eq!(v["captions"], 4 + 2 + 7);
+    assert_eq!(v["skipped"], serde_json::json!({"corrupt_image": 1, "empty_caption": 2, "missing_image": 1, "unsafe_path": 1}));
+    assert_eq!(v["splits"]["test"]["images"], 2);
+    assert_eq!(v["splits"]["test"]["captions_per_image"], serde_json::json!({"min": 2, "mean": 3.5, "max": 5}));
+    assert_eq!(v["captions_per_image"]["max"], 5);
+    let (ok, stdout, stderr) = otclip(&["data", "check", &format!("{uit}?split=test")]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("skipped  5 (corrupt_image 1, empty_caption 2, missing_image 1, unsafe_path 1)"), "{stdout}");
+    assert!(stderr.contains("00000000017.jpg (corrupt_image"), "one warning per skipped item: {stderr}");
+    let (ok, _, stderr) = otclip(&["data", "check", "ktvic:/nonexistent?split=test"]);
+    assert!(!ok && stderr.contains("/nonexistent/test_data.json"), "{stderr}");
+}
+
+#[test]
+fn dedup_finds_the_ktvic_image_that_repeats_uit_and_exclude_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("drop.txt");
+    let ktvic = format!("ktvic:{}?split=test", common::fixture("datasets/ktvic").display());
+    let uit = format!("uit-openviic:{}?split=test", common::fixture("datasets/uit-openviic").display());
+    let (ok, stdout, stderr) = otclip(&["data", "dedup", &ktvic, "--against", &uit, "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("1 of 2 images"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "2\n", "KTVIC image 2 is the re-encoded UIT 00000005095.jpg");
+    let kept = DatasetSpec::parse(&format!("{ktvic}&exclude={}", out.display())).unwrap().open().unwrap();
+    assert_eq!((kept.image_count(), kept.caption_count()), (1, 5));
+    assert_eq!(kept.skipped_by_reason(), counts(&[("excluded", 1)]));
+}

@@ -38,6 +38,8 @@ pub enum SkipReason {
     EmptyCaption,
     /// An XM3600 line without the requested language.
     MissingLanguage,
+    /// Listed in the `exclude=FILE` drop list (e.g. from `otclip data dedup`).
+    Excluded,
 }
 
 impl SkipReason {
@@ -49,6 +51,7 @@ impl SkipReason {
             SkipReason::UnsafePath => "unsafe_path",
             SkipReason::EmptyCaption => "empty_caption",
             SkipReason::MissingLanguage => "missing_language",
+            SkipReason::Excluded => "excluded",
         }
     }
 
@@ -172,6 +175,23 @@ impl ImageTextDataset {
             entries[slot].captions.push(item.caption.clone());
         }
         CaptionedImages { name: self.name.clone(), language: self.language.clone(), entries, teacher: None }
+    }
+
+    /// Drops the images whose id (or file name) is listed, one per line, in `list`.
+    pub fn exclude(&mut self, list: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(list).map_err(|e| anyhow::anyhow!("cannot read the exclude list {}: {e}", list.display()))?;
+        let drop: HashSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let listed = |item: &ImageTextItem| {
+            drop.contains(item.image_id.as_str()) || item.image.file_name().is_some_and(|n| drop.contains(n.to_string_lossy().as_ref()))
+        };
+        let mut reported = HashSet::new();
+        for item in self.items.iter().filter(|i| listed(i)) {
+            if reported.insert(item.image_id.clone()) {
+                self.skipped.push(Skipped { item: item.image.display().to_string(), reason: SkipReason::Excluded, detail: None });
+            }
+        }
+        self.items.retain(|i| !listed(i));
+        Ok(())
     }
 
     /// Keeps only the first caption of each image.

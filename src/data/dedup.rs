@@ -1,4 +1,4 @@
-//! Near-duplicate images across datasets, by perceptual hash (DCT pHash, 64 bits): the step that
+//! Near-duplicate images across datasets, by perceptual hash (DCT pHash, median threshold, 64 bits): the step that
 //! removed KTVIC test images also found in UIT-OpenViIC before zero-shot evaluation.
 
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub fn hash_images(dataset: &ImageTextDataset) -> Vec<(String, PathBuf, ImageHas
     unique
         .into_par_iter()
         .filter_map(|(id, path)| {
-            let hasher = HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Mean).preproc_dct().to_hasher();
+            let hasher = HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Median).preproc_dct().to_hasher();
             let image = image::open(&path).ok()?;
             Some((id, path, hasher.hash_image(&image)))
         })

@@ -100,7 +100,7 @@ impl FromStr for Format {
 }
 
 /// Keys every format accepts.
-const COMMON_KEYS: [&str; 5] = ["split", "lang", "captions", "images", "verify"];
+const COMMON_KEYS: [&str; 6] = ["split", "lang", "captions", "images", "verify", "exclude"];
 
 /// A parsed dataset spec.
 #[derive(Debug, Clone, PartialEq, Eq)]

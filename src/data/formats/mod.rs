@@ -45,6 +45,9 @@ pub fn read(spec: &DatasetSpec) -> Result<ImageTextDataset> {
         items: collector.items,
         skipped: collector.skipped,
     };
+    if let Some(list) = spec.get("exclude") {
+        dataset.exclude(Path::new(list))?;
+    }
     if canonical.get("captions") == Some("first") {
         dataset.keep_first_captions();
     }
