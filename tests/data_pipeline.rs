@@ -146,3 +146,30 @@ fn trains_and_evaluates_on_a_dataset_spec() {
     assert!(report.dataset.contains("captions=all"), "{}", report.dataset);
     assert_eq!(report.language, "vi");
 }
+
+#[test]
+fn samplers_group_captions_or_avoid_shared_captions() {
+    use otclip::data::loader::{make_batches, Sampler};
+    use otclip::data::{CaptionedImages, ImageEntry, ImageSource};
+    let entry = |id: u64, captions: &[&str]| ImageEntry {
+        image_id: id,
+        image: ImageSource::File(format!("{id}.jpg").into()),
+        captions: captions.iter().map(|c| c.to_string()).collect(),
+    };
+    let dataset = CaptionedImages {
+        name: "t".into(),
+        language: "en".into(),
+        entries: vec![entry(0, &["a dog", "x"]), entry(1, &["A  dog", "y"]), entry(2, &["a dog", "z"]), entry(3, &["w", "v"])],
+        teacher: None,
+    };
+    let pairs = vec![(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (1, 1), (2, 1), (3, 1)];
+    let aware = make_batches(&dataset, &pairs, 3, Sampler::CaptionAware);
+    assert_eq!(aware.iter().map(Vec::len).sum::<usize>(), 8, "every pair is used once");
+    for batch in &aware {
+        let dogs = batch.iter().filter(|&&(i, c)| dataset.entries[i].captions[c].to_lowercase().contains("dog")).count();
+        assert!(dogs <= 1, "two images captioned `a dog` in one batch: {batch:?}");
+    }
+    let grouped = make_batches(&dataset, &pairs, 4, Sampler::Grouped);
+    assert_eq!(grouped, vec![vec![(0, 0), (0, 1), (1, 0), (1, 1)], vec![(2, 0), (2, 1), (3, 0), (3, 1)]]);
+    assert_eq!(make_batches(&dataset, &pairs, 3, Sampler::Random).len(), 3);
+}

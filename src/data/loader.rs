@@ -95,3 +95,80 @@ impl Drop for Loader {
         }
     }
 }
+
+/// How an epoch's shuffled pairs are cut into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampler {
+    /// Consecutive chunks of the shuffled pairs.
+    #[default]
+    Random,
+    /// Every caption of an image in the same batch (ViCLIP-OT's multi-positive targets).
+    Grouped,
+    /// No two different images in a batch share a caption (case and spacing aside), so that an
+    /// identical caption of another image is never scored as a negative.
+    CaptionAware,
+}
+
+/// Cuts `pairs` (already shuffled) into batches of at most `batch_size`, as `sampler` says.
+pub fn make_batches(dataset: &CaptionedImages, pairs: &[PairIndex], batch_size: usize, sampler: Sampler) -> Vec<Vec<PairIndex>> {
+    let batch_size = batch_size.max(1);
+    match sampler {
+        Sampler::Random => pairs.chunks(batch_size).map(<[PairIndex]>::to_vec).collect(),
+        Sampler::Grouped => {
+            let mut order: Vec<usize> = Vec::new();
+            let mut groups: std::collections::HashMap<usize, Vec<PairIndex>> = std::collections::HashMap::new();
+            for &pair in pairs {
+                let group = groups.entry(pair.0).or_default();
+                if group.is_empty() {
+                    order.push(pair.0);
+                }
+                group.push(pair);
+            }
+            let mut batches: Vec<Vec<PairIndex>> = vec![Vec::new()];
+            for image in order {
+                let group = groups.remove(&image).unwrap_or_default();
+                let current = batches.last_mut().expect("one batch");
+                if !current.is_empty() && current.len() + group.len() > batch_size {
+                    batches.push(Vec::new());
+                }
+                for pair in group {
+                    if batches.last().expect("one batch").len() == batch_size {
+                        batches.push(Vec::new());
+                    }
+                    batches.last_mut().expect("one batch").push(pair);
+                }
+            }
+            batches.retain(|b| !b.is_empty());
+            batches
+        }
+        Sampler::CaptionAware => {
+            let key = |&(i, c): &PairIndex| dataset.entries[i].captions[c].to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut batches = Vec::new();
+            let mut waiting: std::collections::VecDeque<PairIndex> = pairs.iter().copied().collect();
+            while !waiting.is_empty() {
+                let mut batch: Vec<PairIndex> = Vec::new();
+                let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+                let mut deferred = std::collections::VecDeque::new();
+                while let Some(pair) = waiting.pop_front() {
+                    if batch.len() == batch_size {
+                        waiting.push_front(pair);
+                        break;
+                    }
+                    let caption = key(&pair);
+                    match seen.get(&caption) {
+                        Some(&image) if image != pair.0 => deferred.push_back(pair),
+                        _ => {
+                            seen.insert(caption, pair.0);
+                            batch.push(pair);
+                        }
+                    }
+                }
+                deferred.extend(waiting.drain(..));
+                waiting = deferred;
+                batches.push(batch);
+            }
+            batches
+        }
+    }
+}

@@ -36,6 +36,10 @@ pub struct DataSection {
     /// A spec for the test split when the dataset has no `test` split; empty: the dataset's `test`.
     #[serde(default)]
     pub test: String,
+    /// How pairs are cut into batches: `random`, `grouped` (all captions of an image together) or
+    /// `caption-aware` (no shared caption between two images of a batch).
+    #[serde(default)]
+    pub sampler: crate::data::loader::Sampler,
     /// Training augmentation of real images: `none` (the evaluation transform), `viclip-ot` or `lowclip`.
     #[serde(default = "default_augment")]
     pub augment: String,

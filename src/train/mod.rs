@@ -26,7 +26,7 @@ pub use config::TrainConfig;
 pub use schedule::WarmupCosine;
 
 use crate::data::synthetic;
-use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::loader::{make_batches, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, DatasetSpec, PairIndex, Pairing, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
@@ -173,7 +173,8 @@ pub fn train<B: AutodiffBackend>(config: &TrainConfig, run_dir: &Path, device: &
             ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}").expect("valid template"),
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, o.epochs));
-        let batches: Vec<Vec<PairIndex>> = pairs.chunks(o.batch_size).filter(|c| c.len() >= 2).map(<[PairIndex]>::to_vec).collect();
+        let mut batches: Vec<Vec<PairIndex>> = make_batches(&train_set, &pairs, o.batch_size, config.data.sampler);
+        batches.retain(|b| b.len() >= 2);
         let augment = config.augmentation(batcher.image_size).map(|t| (t, config.seed ^ (epoch as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)));
         let mut loader = Loader::spawn(batcher.clone(), train_set.clone(), batches, LoaderConfig { augment, ..Default::default() })?;
         for host in loader.by_ref() {
