@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use super::dataset::{ImageTextDataset, Skipped};
+use super::dataset::{ImageTextDataset, Skipped, Verify};
 use super::spec::DatasetSpec;
 
 #[derive(Debug, Clone, Serialize)]
@@ -41,12 +41,16 @@ fn counts(dataset: &ImageTextDataset) -> SplitCounts {
 
 /// Opens the spec's split, or every split on disk when it names none, decoding every image.
 pub fn check(spec: &DatasetSpec) -> Result<(CheckReport, Vec<ImageTextDataset>)> {
-    let spec = spec.with_option("verify", "decode");
+    let open = |spec: &DatasetSpec| -> Result<ImageTextDataset> {
+        let mut dataset = super::formats::read(spec)?;
+        dataset.check_images(Verify::Decode);
+        Ok(dataset)
+    };
     let splits = if spec.get("split").is_some() { Vec::new() } else { spec.available_splits() };
     let datasets: Vec<ImageTextDataset> = if splits.is_empty() {
-        vec![spec.open()?]
+        vec![open(spec)?]
     } else {
-        splits.iter().map(|s| spec.with_option("split", s).open()).collect::<Result<_>>()?
+        splits.iter().map(|s| open(&spec.with_option("split", s))).collect::<Result<_>>()?
     };
     let report = CheckReport {
         dataset: spec.to_string(),
