@@ -31,6 +31,11 @@ struct Args {
     /// clip+sigrot, siglip+sigrot, clip+uot or siglip+uot.
     #[arg(long)]
     objective: Option<String>,
+    /// Train on a dataset spec instead of the built-in synthetic data, e.g.
+    /// `viclip-ot:/data/uit-openviic` (see the book's "Your data"); implies `--objective clip`
+    /// unless one is given, since the built-in SIGROT teacher exists only for synthetic data.
+    #[arg(long)]
+    data: Option<String>,
     /// Also train the CLIP-only baseline (into `<out>-clip`) and compare.
     #[arg(long, conflicts_with = "objective")]
     baseline: bool,
@@ -50,7 +55,7 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
     let summary = dispatch(args.device, TrainTask { config, run_dir: out.to_path_buf(), options })?;
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
 
-    let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test };
+    let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };
     let report = dispatch_inference(args.device, false, task)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     Ok(report)
@@ -60,6 +65,13 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut overrides: Vec<String> = args.epochs.map(|e| format!("optim.epochs={e}")).into_iter().collect();
+    if let Some(spec) = &args.data {
+        overrides.push(format!("data.dataset={}", toml::Value::String(spec.clone())));
+        overrides.push("data.augment=\"viclip-ot\"".into());
+        if args.objective.is_none() {
+            overrides.push("loss.objective=\"clip\"".into());
+        }
+    }
     if let Some(objective) = &args.objective {
         overrides.push(format!("loss.objective=\"{objective}\""));
     }

@@ -31,17 +31,22 @@ fn embed_run_split<B: Backend>(
     run_dir: &Path,
     checkpoint: &str,
     split: Split,
+    data: Option<&data::DatasetSpec>,
     device: &B::Device,
 ) -> Result<(train::LoadedRun<B>, data::CaptionedImages, eval::SplitEmbeddings)> {
     let run = train::load_run::<B>(run_dir, checkpoint, device)?;
-    let dataset = train::load_split(&run.config, split)?;
+    let dataset = match data {
+        Some(spec) => train::open_spec(spec, split)?,
+        None => train::load_split(&run.config, split)?,
+    };
     let embeddings = embed_split(&run.model, &run.batcher, &dataset, run.config.eval.batch_size, device)?;
     Ok((run, dataset, embeddings))
 }
 
-/// Evaluates checkpoint `checkpoint` (`best` or `last`) of a run on one split of its dataset.
-pub fn evaluate_run<B: Backend>(run_dir: &Path, checkpoint: &str, split: Split, device: &B::Device) -> Result<EvalReport> {
-    let (run, dataset, embeddings) = embed_run_split::<B>(run_dir, checkpoint, split, device)?;
+/// Evaluates checkpoint `checkpoint` (`best` or `last`) of a run on one split of its dataset, or
+/// of the dataset `data` when given.
+pub fn evaluate_run<B: Backend>(run_dir: &Path, checkpoint: &str, split: Split, data: Option<&data::DatasetSpec>, device: &B::Device) -> Result<EvalReport> {
+    let (run, dataset, embeddings) = embed_run_split::<B>(run_dir, checkpoint, split, data, device)?;
     Ok(EvalReport {
         dataset: dataset.name.clone(),
         model: format!("otclip-{}:{}@{}", run.config.model.preset, checkpoint, run_dir.display()),
@@ -56,12 +61,14 @@ pub struct EvalTask {
     pub run_dir: PathBuf,
     pub checkpoint: String,
     pub split: Split,
+    /// Another dataset to evaluate on (a spec); the run's own when `None`.
+    pub data: Option<data::DatasetSpec>,
 }
 
 impl InferenceTask for EvalTask {
     type Output = EvalReport;
     fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<EvalReport> {
-        evaluate_run::<B>(&self.run_dir, &self.checkpoint, self.split, &device)
+        evaluate_run::<B>(&self.run_dir, &self.checkpoint, self.split, self.data.as_ref(), &device)
     }
 }
 
@@ -76,7 +83,7 @@ pub struct TeacherTask {
 impl InferenceTask for TeacherTask {
     type Output = usize;
     fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<usize> {
-        let (_, dataset, e) = embed_run_split::<B>(&self.run_dir, &self.checkpoint, self.split, &device)?;
+        let (_, dataset, e) = embed_run_split::<B>(&self.run_dir, &self.checkpoint, self.split, None, &device)?;
         let mut captions = e.texts.chunks(e.dim);
         let rows: Vec<data::TeacherRows> = dataset
             .entries

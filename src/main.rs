@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use otclip::backend::compiled_backends;
-use otclip::data::Split;
+use otclip::data::{DatasetSpec, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::ot::SolveTask;
 use otclip::train::{TrainConfig, TrainOptions};
@@ -49,6 +49,9 @@ enum Command {
         /// Print the result JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Evaluate on this dataset spec instead of the run's own (e.g. `xm3600:/data/xm3600?lang=vi`).
+        #[arg(long)]
+        data: Option<DatasetSpec>,
     },
     /// Embed a split with a trained run and write a SIGROT teacher file (safetensors).
     Teacher {
@@ -66,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: OtCommand,
     },
+    /// Dataset tools: check a dataset spec, find near-duplicates.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// List the backends this binary was built with.
     Devices,
 }
@@ -74,6 +82,29 @@ enum Command {
 enum Solver {
     Fused,
     Reference,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Read a dataset (FORMAT:PATH[?key=value&...]), decode every image, print the counts.
+    Check {
+        spec: DatasetSpec,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find images of SPEC that nearly duplicate images of --against (perceptual hash) and write
+    /// their ids, one per line, for `exclude=FILE`.
+    Dedup {
+        spec: DatasetSpec,
+        #[arg(long)]
+        against: DatasetSpec,
+        /// Largest Hamming distance (of 64 bits) counted as a duplicate.
+        #[arg(long, default_value_t = 10)]
+        max_distance: u32,
+        #[arg(long, default_value = "dedup-drop.txt")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -131,8 +162,8 @@ fn main() -> Result<()> {
                 println!("best validation mean recall {:.2}%, t2i R@1 {:.2}%", val.mean_recall() * 100.0, val.t2i_recall[0] * 100.0);
             }
         }
-        Command::Eval { run, split, checkpoint, json } => {
-            let report = dispatch_inference(cli.device, false, EvalTask { run_dir: run.clone(), checkpoint, split })?;
+        Command::Eval { run, split, checkpoint, json, data } => {
+            let report = dispatch_inference(cli.device, false, EvalTask { run_dir: run.clone(), checkpoint, split, data })?;
             let value = report.to_json();
             let path = run.join("results.json");
             std::fs::write(&path, serde_json::to_string_pretty(&value)?).with_context(|| format!("cannot write {}", path.display()))?;
@@ -161,7 +192,42 @@ fn main() -> Result<()> {
             let images = dispatch_inference(cli.device, false, TeacherTask { run_dir: run, checkpoint, split, out: out.clone() })?;
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
+        Command::Data { command } => data_command(command)?,
         Command::Devices => println!("{}", compiled_backends().join("\n")),
+    }
+    Ok(())
+}
+
+fn data_command(command: DataCommand) -> Result<()> {
+    match command {
+        DataCommand::Check { spec, json } => {
+            let (report, _) = otclip::data::check::check(&spec)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            } else {
+                for s in &report.skipped {
+                    eprintln!("warning: skipped {} ({}{})", s.item, s.reason, s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default());
+                }
+                print!("{}", report.table());
+            }
+        }
+        DataCommand::Dedup { spec, against, max_distance, out } => {
+            let (dataset, reference) = (spec.open()?, against.open()?);
+            let duplicates = otclip::data::dedup::find_duplicates(&dataset, &reference, max_distance);
+            for d in &duplicates {
+                eprintln!("{} ≈ {} (distance {})", d.image.display(), d.matches.display(), d.distance);
+            }
+            otclip::data::dedup::write_drop_list(&out, &duplicates)?;
+            println!(
+                "{} of {} images of {} nearly duplicate {}; wrote their ids to {} (use `exclude={}`)",
+                duplicates.len(),
+                dataset.image_count(),
+                dataset.name,
+                reference.name,
+                out.display(),
+                out.display()
+            );
+        }
     }
     Ok(())
 }

@@ -2,10 +2,13 @@
 
 use anyhow::Result;
 use burn::prelude::*;
-use image::imageops::FilterType;
+use image::RgbImage;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::transform::{to_chw, EvalTransform, TrainTransform};
 use super::{CaptionedImages, PairIndex};
 use crate::model::TextBatch;
 use crate::text::CaptionTokenizer;
@@ -51,29 +54,74 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// `[3, size, size]` normalised pixels of one image: as-is when already `size` × `size`
+    /// (synthetic), else the evaluation transform (short side to size·256/224, centre crop) or,
+    /// with `augment`, the training augmentation seeded by `seed`.
+    pub fn pixels(&self, image: &RgbImage, augment: Option<(&TrainTransform, u64)>) -> Result<Vec<f32>> {
+        match augment {
+            Some((transform, seed)) => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                transform.apply(image, &self.normalization, &mut rng)
+            }
+            None if image.dimensions() == (self.image_size, self.image_size) => Ok(to_chw(image, &self.normalization)),
+            None => EvalTransform::for_size(self.image_size).apply(image, &self.normalization),
+        }
+    }
+
     /// `[n, 3, size, size]` normalised pixels for the given entries, decoded in parallel.
     pub fn images<B: Backend>(&self, dataset: &CaptionedImages, entries: &[usize], device: &B::Device) -> Result<Tensor<B, 4>> {
         let size = self.image_size as usize;
-        let plane = size * size;
         let pixels: Vec<Vec<f32>> = entries
             .par_iter()
-            .map(|&i| {
-                let mut image = dataset.entries[i].image.load()?;
-                if image.dimensions() != (self.image_size, self.image_size) {
-                    image = image::imageops::resize(&image, self.image_size, self.image_size, FilterType::CatmullRom);
-                }
-                let mut chw = vec![0f32; 3 * plane];
-                for (index, pixel) in image.pixels().enumerate() {
-                    for c in 0..3 {
-                        let value = pixel.0[c] as f32 / 255.0;
-                        chw[c * plane + index] = (value - self.normalization.mean[c]) / self.normalization.std[c];
-                    }
-                }
-                Ok(chw)
-            })
+            .map(|&i| self.pixels(&dataset.entries[i].image.load()?, None))
             .collect::<Result<_>>()?;
         let flat: Vec<f32> = pixels.concat();
         Ok(Tensor::<B, 1>::from_floats(flat.as_slice(), device).reshape([entries.len(), 3, size, size]))
+    }
+
+    /// Decodes and transforms the images of `pairs` in parallel (on the current rayon pool). Pairs
+    /// whose image fails to load are dropped and reported in [`HostBatch::failed`]. With `augment`,
+    /// the k-th pair's augmentation is seeded by `(seed, k)`, so a batch reproduces exactly.
+    pub fn host_batch(&self, dataset: &CaptionedImages, pairs: &[PairIndex], augment: Option<(&TrainTransform, u64)>) -> HostBatch {
+        let decoded: Vec<std::result::Result<Vec<f32>, String>> = pairs
+            .par_iter()
+            .enumerate()
+            .map(|(k, &(i, _))| {
+                let sample_seed = augment.map(|(t, seed)| (t, seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let entry = &dataset.entries[i];
+                entry.image.load().and_then(|image| self.pixels(&image, sample_seed)).map_err(|e| format!("{e:#}"))
+            })
+            .collect();
+        let mut batch = HostBatch { pairs: Vec::with_capacity(pairs.len()), pixels: Vec::new(), failed: Vec::new() };
+        for (pair, result) in pairs.iter().zip(decoded) {
+            match result {
+                Ok(pixels) => {
+                    batch.pairs.push(*pair);
+                    batch.pixels.extend(pixels);
+                }
+                Err(message) => batch.failed.push(message),
+            }
+        }
+        batch
+    }
+
+    /// Tensors of a host batch: pixels, tokens, image ids and teacher rows.
+    pub fn to_batch<B: Backend>(&self, dataset: &CaptionedImages, host: HostBatch, device: &B::Device) -> Result<Batch<B>> {
+        let size = self.image_size as usize;
+        let pairs = &host.pairs;
+        let captions: Vec<&str> = pairs.iter().map(|&(i, c)| dataset.entries[i].captions[c].as_str()).collect();
+        Ok(Batch {
+            pixel_values: Tensor::<B, 1>::from_floats(host.pixels.as_slice(), device).reshape([pairs.len(), 3, size, size]),
+            text: self.texts(&captions, device)?,
+            image_ids: pairs.iter().map(|&(i, _)| dataset.entries[i].image_id).collect(),
+            teacher: dataset.teacher.as_ref().map(|rows| {
+                let dim = rows.first().map(|r| r.image.len()).unwrap_or(0);
+                let captions: Vec<f32> = pairs.iter().flat_map(|&(i, c)| rows[i].captions[c].iter().copied()).collect();
+                let images: Vec<f32> = pairs.iter().flat_map(|&(i, _)| rows[i].image.iter().copied()).collect();
+                let tensor = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([pairs.len(), dim]);
+                (tensor(captions), tensor(images))
+            }),
+        })
     }
 
     /// Token ids and attention mask for `captions`, padded to the longest (at most the tokenizer's max length).
@@ -86,20 +134,24 @@ impl Batcher {
         })
     }
 
+    /// A batch of `pairs` with the evaluation transform; an image that fails to load is an error.
     pub fn batch<B: Backend>(&self, dataset: &CaptionedImages, pairs: &[PairIndex], device: &B::Device) -> Result<Batch<B>> {
-        let entries: Vec<usize> = pairs.iter().map(|p| p.0).collect();
-        let captions: Vec<&str> = pairs.iter().map(|&(i, c)| dataset.entries[i].captions[c].as_str()).collect();
-        Ok(Batch {
-            pixel_values: self.images(dataset, &entries, device)?,
-            text: self.texts(&captions, device)?,
-            image_ids: pairs.iter().map(|&(i, _)| dataset.entries[i].image_id).collect(),
-            teacher: dataset.teacher.as_ref().map(|rows| {
-                let dim = rows.first().map(|r| r.image.len()).unwrap_or(0);
-                let captions: Vec<f32> = pairs.iter().flat_map(|&(i, c)| rows[i].captions[c].iter().copied()).collect();
-                let images: Vec<f32> = pairs.iter().flat_map(|&(i, _)| rows[i].image.iter().copied()).collect();
-                let tensor = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([pairs.len(), dim]);
-                (tensor(captions), tensor(images))
-            }),
-        })
+        let host = self.host_batch(dataset, pairs, None);
+        if let Some(message) = host.failed.first() {
+            anyhow::bail!("{message}");
+        }
+        self.to_batch(dataset, host, device)
     }
+}
+
+/// Decoded, transformed pixels of a batch, before they become tensors (what the loader's workers
+/// produce ahead of the training step).
+#[derive(Debug, Clone, Default)]
+pub struct HostBatch {
+    /// The pairs whose images loaded, in order.
+    pub pairs: Vec<PairIndex>,
+    /// `[pairs, 3, size, size]`, flattened.
+    pub pixels: Vec<f32>,
+    /// Why each dropped pair's image failed.
+    pub failed: Vec<String>,
 }

@@ -2,8 +2,16 @@
 //! Flow: dataset → pairs → batcher → towers.
 
 pub mod batcher;
+pub mod check;
+pub mod dataset;
+pub mod dedup;
+pub mod formats;
+pub mod loader;
+pub mod resample;
+pub mod spec;
 pub mod synthetic;
 pub mod teacher;
+pub mod transform;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +22,9 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use batcher::{Batch, Batcher, ImageNormalization};
+pub use batcher::{Batch, Batcher, HostBatch, ImageNormalization};
+pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
+pub use spec::{DatasetSpec, Format};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

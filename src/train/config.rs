@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::synthetic::SyntheticConfig;
-use crate::data::{ImageNormalization, Pairing};
+use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
 use crate::model::{DualEncoderConfig, Pooling};
@@ -27,8 +27,22 @@ pub struct TrainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// The dataset; `synthetic` is the built-in one, configured by `[data.synthetic]`.
+    /// The dataset: `synthetic` (the built-in one, configured by `[data.synthetic]`) or a spec
+    /// `FORMAT:PATH[?key=value&...]`, read with `split=train` for training and `split=val` for validation.
     pub dataset: String,
+    /// A spec for validation when the dataset has no `val` split (e.g. KTVIC); empty: the dataset's `val`.
+    #[serde(default)]
+    pub val: String,
+    /// A spec for the test split when the dataset has no `test` split; empty: the dataset's `test`.
+    #[serde(default)]
+    pub test: String,
+    /// How pairs are cut into batches: `random`, `grouped` (all captions of an image together) or
+    /// `caption-aware` (no shared caption between two images of a batch).
+    #[serde(default)]
+    pub sampler: crate::data::loader::Sampler,
+    /// Training augmentation of real images: `none` (the evaluation transform), `viclip-ot` or `lowclip`.
+    #[serde(default = "default_augment")]
+    pub augment: String,
     pub pairing: Pairing,
     /// SIGROT's teacher: `builtin` (the synthetic scenes' attributes) or a teacher `.safetensors` file.
     pub teacher: String,
@@ -46,6 +60,10 @@ pub struct SyntheticSection {
     pub captions_per_image: usize,
     pub lang: String,
     pub hard_negative_rate: f64,
+}
+
+fn default_augment() -> String {
+    "none".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,8 +125,16 @@ impl TrainConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.data.dataset != "synthetic" {
-            bail!("data.dataset = `{}`: only `synthetic` is built in so far", self.data.dataset);
+        for (key, spec) in [("data.dataset", &self.data.dataset), ("data.val", &self.data.val), ("data.test", &self.data.test)] {
+            if !spec.is_empty() {
+                DatasetSpec::parse(spec).with_context(|| key.to_string())?;
+            }
+        }
+        if self.data.dataset != "synthetic" && self.loss.objective.needs_teacher() && self.data.teacher == "builtin" {
+            bail!("data.teacher = `builtin` exists only for the synthetic dataset; write a teacher file with `otclip teacher` or train with loss.objective = \"clip\"");
+        }
+        if !["none", "viclip-ot", "lowclip"].contains(&self.data.augment.as_str()) {
+            bail!("data.augment = `{}`: expected none, viclip-ot or lowclip", self.data.augment);
         }
         if self.optim.batch_size < 2 {
             bail!("optim.batch_size must be at least 2 for a contrastive loss");
@@ -137,6 +163,15 @@ impl TrainConfig {
             .with_captions_per_image(s.captions_per_image)
             .with_lang(s.lang.clone())
             .with_hard_negative_rate(s.hard_negative_rate)
+    }
+
+    /// The training augmentation for real images, if any.
+    pub fn augmentation(&self, image_size: u32) -> Option<crate::data::transform::TrainTransform> {
+        match self.data.augment.as_str() {
+            "viclip-ot" => Some(crate::data::transform::TrainTransform::new().with_size(image_size)),
+            "lowclip" => Some(crate::data::transform::TrainTransform::lowclip(image_size)),
+            _ => None,
+        }
     }
 
     /// The model config for a vocabulary of `vocab_size` tokens.

@@ -25,8 +25,9 @@ pub use checkpoint::{load_run, CheckpointRecorder, LoadedRun, RunDir, TrainState
 pub use config::TrainConfig;
 pub use schedule::WarmupCosine;
 
-use crate::data::synthetic::{self, SyntheticSplit};
-use crate::data::{teacher, Batcher, CaptionedImages, Pairing, Split};
+use crate::data::synthetic;
+use crate::data::loader::{make_batches, Loader, LoaderConfig};
+use crate::data::{teacher, Batcher, CaptionedImages, DatasetSpec, PairIndex, Pairing, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
 use crate::model::DualEncoder;
@@ -54,9 +55,35 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// Loads the dataset split named in the config.
+/// Loads the dataset split named in the config: the synthetic one, or a spec read with `split=`
+/// (or `data.val` / `data.test` when set).
 pub fn load_split(config: &TrainConfig, split: Split) -> Result<CaptionedImages> {
-    Ok(synthetic::generate(&config.synthetic(), split)?.dataset)
+    let own = match split {
+        Split::Train => "",
+        Split::Val => config.data.val.as_str(),
+        Split::Test => config.data.test.as_str(),
+    };
+    if !own.is_empty() {
+        let text = own;
+        return open_spec(&DatasetSpec::parse(text)?, split);
+    }
+    if config.data.dataset == "synthetic" {
+        return Ok(synthetic::generate(&config.synthetic(), split)?.dataset);
+    }
+    let spec = DatasetSpec::parse(&config.data.dataset)?.with_option("split", split.name());
+    open_spec(&spec, split)
+}
+
+/// Opens a dataset spec (its own `split=`, else `split`), prints a warning per skipped item and
+/// the total, and groups the captions by image.
+pub fn open_spec(spec: &DatasetSpec, split: Split) -> Result<CaptionedImages> {
+    let spec = if spec.format.has_splits() { spec.with_default_split(split.name()) } else { spec.clone() };
+    let dataset = spec.open()?;
+    dataset.warn_skipped();
+    if dataset.items.is_empty() {
+        anyhow::bail!("{}: no usable image–caption pairs", dataset.name);
+    }
+    Ok(dataset.to_captioned())
 }
 
 fn append_json(file: &mut File, value: serde_json::Value) -> Result<()> {
@@ -75,10 +102,14 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
     let run = RunDir::create(run_dir)?;
     B::seed(device, config.seed);
 
-    let SyntheticSplit { dataset: mut train_set, .. } = synthetic::generate(&config.synthetic(), Split::Train)?;
+    let mut train_set = match config.data.dataset.as_str() {
+        "synthetic" => synthetic::generate(&config.synthetic(), Split::Train)?.dataset,
+        _ => load_split(config, Split::Train)?,
+    };
     if config.loss.objective.needs_teacher() && config.data.teacher != "builtin" {
         train_set.teacher = Some(teacher::load(Path::new(&config.data.teacher), &train_set)?);
     }
+    let train_set = std::sync::Arc::new(train_set);
     let val_set = load_split(config, Split::Val)?;
 
     let resume_from = if options.resume { run.find_checkpoint("last") } else { None };
@@ -142,12 +173,16 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
             ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}").expect("valid template"),
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, o.epochs));
-        for chunk in pairs.chunks(o.batch_size) {
-            if chunk.len() < 2 {
+        let mut batches: Vec<Vec<PairIndex>> = make_batches(&train_set, &pairs, o.batch_size, config.data.sampler);
+        batches.retain(|b| b.len() >= 2);
+        let augment = config.augmentation(batcher.image_size).map(|t| (t, config.seed ^ (epoch as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)));
+        let mut loader = Loader::spawn(batcher.clone(), train_set.clone(), batches, LoaderConfig { augment, ..Default::default() })?;
+        for host in loader.by_ref() {
+            if host.pairs.len() < 2 {
                 continue;
             }
             let lr = schedule.at(state.step);
-            let batch = batcher.batch::<B>(&train_set, chunk, device)?;
+            let batch = batcher.to_batch::<B>(&train_set, host, device)?;
             let inputs = LossInputs {
                 image: model.encode_image(batch.pixel_values),
                 text: model.encode_text(&batch.text),
@@ -185,6 +220,10 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
             }
         }
         bar.finish_and_clear();
+        if loader.failed() > 0 {
+            eprintln!("warning: epoch {}: skipped {} pairs whose image failed to load", epoch + 1, loader.failed());
+        }
+        drop(loader);
         state.epoch = epoch + 1;
 
         let val = validate(&model.valid(), &batcher, &val_set, config.eval.batch_size, device)?;

@@ -1,0 +1,174 @@
+//! The loading pipeline: a producer thread decodes and transforms whole batches on a worker pool
+//! and keeps at most `prefetch` of them ready, so the training step never waits on JPEG decoding.
+//! Pairs whose image fails to load are dropped with a warning naming the image; [`Loader::failed`]
+//! gives the total.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, Result};
+
+use super::batcher::HostBatch;
+use super::transform::TrainTransform;
+use super::{Batcher, CaptionedImages, PairIndex};
+
+/// How batches are built.
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    /// Decoding threads (0: all cores).
+    pub workers: usize,
+    /// Batches decoded ahead of the consumer.
+    pub prefetch: usize,
+    /// Training augmentation and the epoch's seed; the evaluation transform when `None`.
+    pub augment: Option<(TrainTransform, u64)>,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self { workers: 0, prefetch: 2, augment: None }
+    }
+}
+
+/// An iterator over host batches, produced in the background.
+pub struct Loader {
+    receiver: Receiver<HostBatch>,
+    producer: Option<JoinHandle<()>>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl Loader {
+    /// Starts producing `batches` (each a list of pairs) of `dataset`.
+    pub fn spawn(batcher: Batcher, dataset: Arc<CaptionedImages>, batches: Vec<Vec<PairIndex>>, config: LoaderConfig) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.workers)
+            .thread_name(|i| format!("otclip-loader-{i}"))
+            .build()
+            .map_err(|e| anyhow!("cannot start the loader's workers: {e}"))?;
+        let (sender, receiver) = sync_channel(config.prefetch.max(1));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let counter = failed.clone();
+        let warned: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        let producer = std::thread::Builder::new()
+            .name("otclip-loader".into())
+            .spawn(move || {
+                for (index, pairs) in batches.iter().enumerate() {
+                    let augment = config.augment.as_ref().map(|(t, seed)| (t, seed ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
+                    let batch = pool.install(|| batcher.host_batch(&dataset, pairs, augment));
+                    for message in &batch.failed {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        if warned.lock().expect("warning set").insert(message.clone()) {
+                            eprintln!("warning: skipped an image: {message}");
+                        }
+                    }
+                    if sender.send(batch).is_err() {
+                        return; // the consumer stopped early
+                    }
+                }
+            })
+            .map_err(|e| anyhow!("cannot start the loader thread: {e}"))?;
+        Ok(Self { receiver, producer: Some(producer), failed })
+    }
+
+    /// Pairs dropped so far because their image failed to load.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+impl Iterator for Loader {
+    type Item = HostBatch;
+    fn next(&mut self) -> Option<HostBatch> {
+        self.receiver.recv().ok()
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        // Unblock the producer (its send fails once the receiver is gone), then wait for it.
+        let (_, dead) = sync_channel(1);
+        drop(std::mem::replace(&mut self.receiver, dead));
+        if let Some(handle) = self.producer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// How an epoch's shuffled pairs are cut into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampler {
+    /// Consecutive chunks of the shuffled pairs.
+    #[default]
+    Random,
+    /// Every caption of an image in the same batch (ViCLIP-OT's multi-positive targets).
+    Grouped,
+    /// No two different images in a batch share a caption (case and spacing aside), so that an
+    /// identical caption of another image is never scored as a negative.
+    CaptionAware,
+}
+
+/// Cuts `pairs` (already shuffled) into batches of at most `batch_size`, as `sampler` says.
+pub fn make_batches(dataset: &CaptionedImages, pairs: &[PairIndex], batch_size: usize, sampler: Sampler) -> Vec<Vec<PairIndex>> {
+    let batch_size = batch_size.max(1);
+    match sampler {
+        Sampler::Random => pairs.chunks(batch_size).map(<[PairIndex]>::to_vec).collect(),
+        Sampler::Grouped => {
+            let mut order: Vec<usize> = Vec::new();
+            let mut groups: std::collections::HashMap<usize, Vec<PairIndex>> = std::collections::HashMap::new();
+            for &pair in pairs {
+                let group = groups.entry(pair.0).or_default();
+                if group.is_empty() {
+                    order.push(pair.0);
+                }
+                group.push(pair);
+            }
+            let mut batches: Vec<Vec<PairIndex>> = vec![Vec::new()];
+            for image in order {
+                let group = groups.remove(&image).unwrap_or_default();
+                let current = batches.last_mut().expect("one batch");
+                if !current.is_empty() && current.len() + group.len() > batch_size {
+                    batches.push(Vec::new());
+                }
+                for pair in group {
+                    if batches.last().expect("one batch").len() == batch_size {
+                        batches.push(Vec::new());
+                    }
+                    batches.last_mut().expect("one batch").push(pair);
+                }
+            }
+            batches.retain(|b| !b.is_empty());
+            batches
+        }
+        Sampler::CaptionAware => {
+            let key = |&(i, c): &PairIndex| dataset.entries[i].captions[c].to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+            let mut batches = Vec::new();
+            let mut waiting: std::collections::VecDeque<PairIndex> = pairs.iter().copied().collect();
+            while !waiting.is_empty() {
+                let mut batch: Vec<PairIndex> = Vec::new();
+                let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+                let mut deferred = std::collections::VecDeque::new();
+                while let Some(pair) = waiting.pop_front() {
+                    if batch.len() == batch_size {
+                        waiting.push_front(pair);
+                        break;
+                    }
+                    let caption = key(&pair);
+                    match seen.get(&caption) {
+                        Some(&image) if image != pair.0 => deferred.push_back(pair),
+                        _ => {
+                            seen.insert(caption, pair.0);
+                            batch.push(pair);
+                        }
+                    }
+                }
+                deferred.extend(waiting.drain(..));
+                waiting = deferred;
+                batches.push(batch);
+            }
+            batches
+        }
+    }
+}
