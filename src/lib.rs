@@ -13,6 +13,7 @@ pub mod npy;
 pub mod ot;
 pub mod text;
 pub mod train;
+pub mod weights;
 
 pub use backend::{dispatch, dispatch_inference, BackendTask, DeviceSpec, InferenceTask};
 
