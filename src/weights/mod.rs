@@ -115,13 +115,28 @@ pub fn apply_tensors<B: Backend, M: ModuleSnapshot<B>>(
     }
     let remapper = KeyRemapper::from_patterns(map.patterns.clone()).map_err(|e| anyhow!("bad key map: {e}"))?;
     let (snapshots, names) = remapper.remap(snapshots);
-    let source: HashMap<String, String> = names.into_iter().collect();
+    let mut source: HashMap<String, String> = names.into_iter().collect();
     // Reshape tensors that differ only by unit dimensions (CLIP's class embedding is [d], ours [1, 1, d]).
     let expected: HashMap<String, Vec<usize>> =
         model.collect(None, None, false).into_iter().map(|s| (s.full_path(), s.shape.clone().into())).collect();
     let snapshots: Vec<TensorSnapshot> = snapshots
         .into_iter()
         .map(|s| {
+            // Norms are `gamma`/`beta` in burn and `weight`/`bias` in PyTorch; rename here so that
+            // the report counts them as applied (burn-store's fallback lookup leaves them "unused").
+            let path = s.full_path();
+            let norm_name = [(".weight", ".gamma"), (".bias", ".beta")].iter().find_map(|(from, to)| {
+                let renamed = format!("{}{to}", path.strip_suffix(from)?);
+                (!expected.contains_key(&path) && expected.contains_key(&renamed)).then_some(renamed)
+            });
+            let s = match norm_name {
+                Some(renamed) => {
+                    source.insert(renamed.clone(), source.get(&path).cloned().unwrap_or_else(|| path.clone()));
+                    let path_stack = renamed.split('.').map(str::to_string).collect();
+                    TensorSnapshot::from_data(s.to_data().expect("in-memory tensor"), path_stack, vec![], ParamId::new())
+                }
+                None => s,
+            };
             let path = s.full_path();
             let shape: Vec<usize> = s.shape.clone().into();
             match expected.get(&path) {
