@@ -33,6 +33,8 @@ pub struct CaptionTokenizer {
     inner: Arc<Tokenizer>,
     pad_id: u32,
     max_length: usize,
+    /// `(first, unk)`: ids from `first` on are pieces outside the vocabulary, encoded as `unk`.
+    unknown_from: Option<(u32, u32)>,
 }
 
 impl CaptionTokenizer {
@@ -76,7 +78,10 @@ impl CaptionTokenizer {
         if json.is_file() {
             Self::from_file(&json, max_length)
         } else if vocab.is_file() && codes.is_file() {
-            Self::wrap(phobert::from_files(&vocab, &codes)?, max_length)
+            let converted = phobert::from_files(&vocab, &codes)?;
+            let mut wrapped = Self::wrap(converted.tokenizer, max_length)?;
+            wrapped.unknown_from = Some((converted.unknown_from, 3));
+            Ok(wrapped)
         } else if vocab.is_file() {
             let lower = std::fs::read_to_string(dir.join("tokenizer_config.json"))
                 .ok()
@@ -113,7 +118,7 @@ impl CaptionTokenizer {
         tokenizer
             .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
             .map_err(|e| anyhow!("{e}"))?;
-        Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length })
+        Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length, unknown_from: None })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -144,6 +149,10 @@ impl CaptionTokenizer {
         let mut mask = vec![0i64; texts.len() * length];
         for (row, encoding) in encodings.iter().enumerate() {
             for (col, &id) in encoding.get_ids().iter().enumerate() {
+                let id = match self.unknown_from {
+                    Some((first, unk)) if id >= first => unk,
+                    _ => id,
+                };
                 ids[row * length + col] = id as i64;
                 mask[row * length + col] = 1;
             }

@@ -3,8 +3,9 @@
 //! end-of-word suffix and fastBPE's merges, `<s> … </s>` around the text.
 //!
 //! fastBPE writes a word-final piece `ab` as `ab` and an inner piece as `ab@@`; inside the BPE
-//! model these are `ab</w>` and `ab`. Pieces that the merges create but the vocabulary lacks map
-//! to `<unk>`, as PhoBERT's own tokenizer does.
+//! model these are `ab</w>` and `ab`. Pieces that the merges create but the vocabulary lacks get
+//! ids after `<mask>` (BPE merges by id, so they need ids of their own); the caller maps every id
+//! from [`PhobertTokenizer::unknown_from`] on to `<unk>`, as PhoBERT's own tokenizer does.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,8 +20,14 @@ use tokenizers::{AddedToken, Tokenizer};
 /// PhoBERT's fixed special tokens and their ids; the vocabulary file follows from id 4.
 pub const SPECIAL: [&str; 4] = ["<s>", "<pad>", "</s>", "<unk>"];
 
+/// The converted tokenizer and the first id that stands for an out-of-vocabulary piece.
+pub struct PhobertTokenizer {
+    pub tokenizer: Tokenizer,
+    pub unknown_from: u32,
+}
+
 /// Builds the tokenizer from a `vocab.txt` (`token count` per line) and a `bpe.codes` (`a b count`).
-pub fn from_files(vocab_path: &Path, codes_path: &Path) -> Result<Tokenizer> {
+pub fn from_files(vocab_path: &Path, codes_path: &Path) -> Result<PhobertTokenizer> {
     let vocab_text = std::fs::read_to_string(vocab_path).with_context(|| format!("cannot read {}", vocab_path.display()))?;
     let codes_text = std::fs::read_to_string(codes_path).with_context(|| format!("cannot read {}", codes_path.display()))?;
     let mut vocab: HashMap<String, u32> = SPECIAL.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
@@ -40,7 +47,9 @@ pub fn from_files(vocab_path: &Path, codes_path: &Path) -> Result<Tokenizer> {
         }
     }
     let mask_id = next;
-    let unk = 3u32;
+    vocab.insert("<mask>".to_string(), mask_id);
+    let unknown_from = mask_id + 1;
+    let mut extra = unknown_from;
     let mut merges = Vec::new();
     for (line_no, line) in codes_text.lines().enumerate() {
         let parts: Vec<&str> = line.split_whitespace().collect();
@@ -49,7 +58,10 @@ pub fn from_files(vocab_path: &Path, codes_path: &Path) -> Result<Tokenizer> {
         }
         let (a, b) = (parts[0].to_string(), parts[1].to_string());
         for symbol in [a.clone(), b.clone(), format!("{a}{b}")] {
-            vocab.entry(symbol).or_insert(unk);
+            vocab.entry(symbol).or_insert_with(|| {
+                extra += 1;
+                extra - 1
+            });
         }
         merges.push((a, b));
     }
@@ -71,7 +83,6 @@ pub fn from_files(vocab_path: &Path, codes_path: &Path) -> Result<Tokenizer> {
         .build()?;
     tokenizer.with_post_processor(Some(template));
     tokenizer.add_special_tokens(&[AddedToken::from("<s>", true), AddedToken::from("<pad>", true), AddedToken::from("</s>", true), AddedToken::from("<unk>", true)]);
-    let added = tokenizer.add_special_tokens(&[AddedToken::from("<mask>", true)]);
-    debug_assert!(added <= 1 && tokenizer.token_to_id("<mask>").is_some_and(|id| id == mask_id || id > 3));
-    Ok(tokenizer)
+    tokenizer.add_special_tokens(&[AddedToken::from("<mask>", true)]);
+    Ok(PhobertTokenizer { tokenizer, unknown_from })
 }
