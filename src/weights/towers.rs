@@ -184,6 +184,9 @@ pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, [f32; 3]
         "clip" => (json.get("vision_config").cloned().unwrap_or_default(), get(&json, "projection_dim").and_then(Value::as_u64)),
         _ => (json.clone(), get(&json, "projection_dim").and_then(Value::as_u64)),
     };
+    if !matches!(model_type, "vit" | "clip" | "clip_vision_model" | "dinov2") {
+        bail!("{}: model_type `{model_type}` is not a supported image tower (vit, clip, clip_vision_model, dinov2, or a timm folder)", origin.display());
+    }
     let u = |k| usize_of(&vision, k, &origin);
     let act = get(&vision, "hidden_act").and_then(Value::as_str).unwrap_or("gelu");
     let hidden = u("hidden_size")?;
