@@ -109,3 +109,23 @@ fn export_round_trip_is_exact() {
     }
     assert_eq!(loaded.num_params(), model.num_params());
 }
+
+#[test]
+fn pretrained_towers_plug_into_the_dual_encoder() {
+    let device = Default::default();
+    let image: TowerSource = format!("timm:vit_base_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()).parse().unwrap();
+    let text: TowerSource = format!("hf:{}", common::fixture("towers/xlmr").display()).parse().unwrap();
+    let (model, config, tokenizer, reports) = otclip::weights::pretrained_dual_encoder::<B>(&image, &text, 16, 32, false, &device).unwrap();
+    assert!(reports.iter().all(|r| r.missing.is_empty()));
+    assert_eq!(config.vision.num_register_tokens, 4);
+    assert!(config.text.roberta_positions);
+    let encoded = tokenizer.encode_batch(&["hai con chó", "a red bicycle in the park"]).unwrap();
+    let batch = otclip::model::TextBatch {
+        input_ids: burn::tensor::Tensor::<B, 1, burn::tensor::Int>::from_ints(encoded.ids.as_slice(), &device).reshape([2, encoded.length]),
+        attention_mask: burn::tensor::Tensor::<B, 1, burn::tensor::Int>::from_ints(encoded.mask.as_slice(), &device).reshape([2, encoded.length]),
+    };
+    let texts = model.encode_text(&batch);
+    let images = model.encode_image(burn::tensor::Tensor::<B, 4>::ones([2, 3, 32, 32], &device));
+    assert_eq!(texts.dims(), [2, 16]);
+    assert_eq!(images.dims(), [2, 16]);
+}

@@ -18,7 +18,7 @@ use burn::tensor::TensorData;
 use burn_store::{KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore, TensorSnapshot};
 
 pub use keymap::KeyMap;
-pub use towers::{load_image_tower, load_text_tower, ImageTower, TextTower, TowerSource};
+pub use towers::{load_image_tower, load_text_tower, pretrained_dual_encoder, ImageTower, TextTower, TowerSource};
 
 /// What a load did: tensors applied, model tensors the checkpoint lacked, checkpoint tensors the
 /// model has no place for, and known extras that were skipped on purpose (buffers, heads).

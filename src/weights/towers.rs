@@ -301,3 +301,24 @@ pub fn load_image_tower<B: Backend>(source: &TowerSource, pooling: Option<Poolin
     let (model, report) = apply_tensors(config.init::<B>(device), tensors, &KeyMap::new(layout), &file, allow_partial)?;
     Ok(ImageTower { model, config, report, mean, std })
 }
+
+/// A dual encoder whose towers come from pretrained folders (the config's `image_tower` /
+/// `text_tower` as `hf:DIR` or `timm:NAME@DIR`); the projections and temperature start fresh.
+pub fn pretrained_dual_encoder<B: Backend>(
+    image: &TowerSource,
+    text: &TowerSource,
+    projection_dim: usize,
+    max_length: usize,
+    allow_partial: bool,
+    device: &B::Device,
+) -> Result<(crate::model::DualEncoder<B>, crate::model::DualEncoderConfig, CaptionTokenizer, [LoadReport; 2])> {
+    if matches!(text, TowerSource::Timm { .. }) {
+        bail!("text_tower: timm holds image models only; use hf:DIR");
+    }
+    let vision = load_image_tower::<B>(image, None, allow_partial, device)?;
+    let words = load_text_tower::<B>(text.dir(), None, max_length, allow_partial, device)?;
+    let config = crate::model::DualEncoderConfig::new(vision.config.clone(), words.config.clone(), projection_dim);
+    let fresh = config.init::<B>(device);
+    let model = crate::model::DualEncoder { vision_model: vision.model, text_model: words.model, ..fresh };
+    Ok((model, config, words.tokenizer, [vision.report, words.report]))
+}
