@@ -13,6 +13,7 @@ pub mod npy;
 pub mod ot;
 pub mod text;
 pub mod train;
+pub mod weights;
 
 /// The fused Sinkhorn kernels (`SinkhornBackend` and its implementations).
 pub use otclip_kernels as kernels;

@@ -74,6 +74,42 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Embed texts or images with one pretrained tower; writes an f32 `.npy` of shape [n, d].
+    Embed {
+        /// An HF folder (BERT, RoBERTa, XLM-R, PhoBERT) with config.json and model.safetensors.
+        #[arg(long, conflicts_with = "image_tower", required_unless_present = "image_tower")]
+        text_tower: Option<PathBuf>,
+        /// An HF (ViT, CLIP, DINOv2) or timm folder; `timm:NAME@DIR` also works.
+        #[arg(long)]
+        image_tower: Option<String>,
+        /// The architecture when the folder cannot say it, e.g. `timm:vit_base_patch16_dinov3`.
+        #[arg(long)]
+        arch: Option<String>,
+        /// cls, mean (avg), or pooler; default: what the checkpoint declares.
+        #[arg(long)]
+        pooling: Option<otclip::model::Pooling>,
+        /// One text per line.
+        #[arg(long, conflicts_with_all = ["images", "pixel_values"])]
+        texts: Option<PathBuf>,
+        /// A folder of images, or a file listing image paths.
+        #[arg(long, conflicts_with = "pixel_values")]
+        images: Option<PathBuf>,
+        /// Preprocessed pixels `[n, 3, H, W]` (`.npy`).
+        #[arg(long)]
+        pixel_values: Option<PathBuf>,
+        /// Apply the model's own projection head (CLIP's visual_projection).
+        #[arg(long)]
+        project: bool,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 512)]
+        max_length: usize,
+        /// Keep randomly initialised weights where the checkpoint lacks them.
+        #[arg(long)]
+        allow_partial: bool,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the backends this binary was built with.
     Devices,
 }
@@ -193,6 +229,22 @@ fn main() -> Result<()> {
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Data { command } => data_command(command)?,
+    },
+        Command::Embed { text_tower, image_tower, arch, pooling, texts, images, pixel_values, project, batch_size, max_length, allow_partial, out } => {
+            use otclip::weights::embed::{EmbedInput, EmbedTask};
+            use otclip::weights::TowerSource;
+            let (tower, input) = match (text_tower, image_tower, texts, images, pixel_values) {
+                (Some(dir), None, Some(texts), None, None) => (TowerSource::Hf(dir), EmbedInput::Texts(texts)),
+                (Some(_), None, ..) => anyhow::bail!("--text-tower needs --texts FILE"),
+                (None, Some(spec), None, Some(images), None) => (spec.parse()?, EmbedInput::Images(images)),
+                (None, Some(spec), None, None, Some(pixels)) => (spec.parse()?, EmbedInput::PixelValues(pixels)),
+                _ => anyhow::bail!("--image-tower needs --images DIR|LIST or --pixel-values FILE.npy"),
+            };
+            let tower = tower.with_arch(arch.as_deref())?;
+            let task = EmbedTask { tower, input, pooling, project, batch_size, max_length, allow_partial, out: out.clone() };
+            let summary = dispatch_inference(cli.device, false, task)?;
+            println!("wrote {} × {} embeddings to {}", summary.rows, summary.dim, out.display());
+        }
         Command::Devices => println!("{}", compiled_backends().join("\n")),
     }
     Ok(())

@@ -35,17 +35,76 @@ impl SelfAttentionConfig {
     }
 }
 
+/// Rotary position embeddings for the patch tokens (the prefix tokens are left as they are), in
+/// the "rotate half" layout: `x·cos + [−x₂, x₁]·sin`.
+#[derive(Debug, Clone)]
+pub struct Rope<B: Backend> {
+    /// `[patches, head_dim]`.
+    pub sin: Tensor<B, 2>,
+    pub cos: Tensor<B, 2>,
+    pub num_prefix_tokens: usize,
+}
+
+impl<B: Backend> Rope<B> {
+    /// DINOv3's rotary table as timm builds it: patch centres mapped to [−1, 1] per axis (rows
+    /// first), periods `temperature^(2i / (head_dim / 2))` for `i < head_dim / 4`.
+    pub fn dinov3(head_dim: usize, temperature: f64, rows: usize, cols: usize, num_prefix_tokens: usize, device: &B::Device) -> Self {
+        let quarter = head_dim / 4;
+        let periods: Vec<f32> = (0..quarter).map(|i| (temperature as f32).powf(2.0 * i as f32 / (head_dim / 2) as f32)).collect();
+        let (mut sin, mut cos) = (Vec::with_capacity(rows * cols * head_dim), Vec::with_capacity(rows * cols * head_dim));
+        for r in 0..rows {
+            for c in 0..cols {
+                let y = 2.0 * ((r as f32 + 0.5) / rows as f32) - 1.0;
+                let x = 2.0 * ((c as f32 + 0.5) / cols as f32) - 1.0;
+                let angles: Vec<f32> = [y, x]
+                    .iter()
+                    .flat_map(|coord| periods.iter().map(move |p| 2.0 * std::f32::consts::PI * coord / p))
+                    .collect();
+                for _ in 0..2 {
+                    sin.extend(angles.iter().map(|a| a.sin()));
+                    cos.extend(angles.iter().map(|a| a.cos()));
+                }
+            }
+        }
+        let table = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([rows * cols, head_dim]);
+        Self { sin: table(sin), cos: table(cos), num_prefix_tokens }
+    }
+
+    /// Rotates `x` `[batch, heads, tokens, head_dim]` after its prefix tokens.
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [batch, heads, tokens, head_dim] = x.dims();
+        let prefix = self.num_prefix_tokens;
+        let patches = x.clone().slice([0..batch, 0..heads, prefix..tokens]);
+        let half = head_dim / 2;
+        let rotated = Tensor::cat(
+            vec![patches.clone().slice([0..batch, 0..heads, 0..tokens - prefix, half..head_dim]).neg(), patches.clone().slice([0..batch, 0..heads, 0..tokens - prefix, 0..half])],
+            3,
+        );
+        let out = patches * self.cos.clone().unsqueeze::<4>() + rotated * self.sin.clone().unsqueeze::<4>();
+        Tensor::cat(vec![x.slice([0..batch, 0..heads, 0..prefix]), out], 2)
+    }
+}
+
 impl<B: Backend> SelfAttention<B> {
     /// `x` is `[batch, tokens, hidden]`. `mask_bias` is `[batch, tokens]`, 0 for tokens to attend
     /// to and a large negative number for padding.
     pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
+        self.forward_rope(x, mask_bias, None)
+    }
+
+    /// [`Self::forward`] with rotary embeddings applied to the queries and keys.
+    pub fn forward_rope(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 2>>, rope: Option<&Rope<B>>) -> Tensor<B, 3> {
         let [batch, tokens, hidden] = x.dims();
         let heads = self.num_attention_heads;
         let head_dim = hidden / heads;
         let split = |t: Tensor<B, 3>| t.reshape([batch, tokens, heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
+        let mut q = split(self.query.forward(x.clone()));
+        let mut k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
+        if let Some(rope) = rope {
+            q = rope.apply(q);
+            k = rope.apply(k);
+        }
         let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f64).sqrt());
         if let Some(bias) = mask_bias {
             scores = scores + bias.reshape([batch, 1, 1, tokens]);

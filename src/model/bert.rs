@@ -1,6 +1,8 @@
-//! The BERT-style text tower, laid out like Hugging Face's `BertModel`: token, position and type
-//! embeddings, post-norm blocks, attention-mask padding, CLS or mean pooling.
-//! `LayerNorm` in HF keys is `layer_norm` here and `attention.self` is `attention.self_attention`.
+//! The BERT family of text towers, laid out like Hugging Face's `BertModel` / `RobertaModel`:
+//! token, position and type embeddings, post-norm blocks, attention-mask padding, and CLS, mean or
+//! pooler pooling. RoBERTa, XLM-R and PhoBERT differ only in their position ids, which start after
+//! the padding index (`roberta_positions`). `LayerNorm` in HF keys is `layer_norm` here and
+//! `attention.self` is `attention.self_attention` (the key maps are in `crate::weights`).
 
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::prelude::*;
@@ -29,6 +31,12 @@ pub struct BertConfig {
     pub pad_token_id: usize,
     #[config(default = "Pooling::Mean")]
     pub pooling: Pooling,
+    /// RoBERTa-style position ids: `pad_token_id + 1 + i` for real tokens, `pad_token_id` for padding.
+    #[config(default = false)]
+    pub roberta_positions: bool,
+    /// Whether the tower has BERT's `pooler` (dense + tanh on the first token).
+    #[config(default = false)]
+    pub add_pooling_layer: bool,
 }
 
 impl BertConfig {
@@ -67,7 +75,15 @@ impl BertConfig {
                 dropout: dropout(),
             })
             .collect();
-        BertModel { embeddings, encoder: BertEncoder { layer }, pooling: self.pooling }
+        let pooler = self.add_pooling_layer.then(|| BertPooler { dense: LinearConfig::new(d, d).init(device) });
+        BertModel {
+            embeddings,
+            encoder: BertEncoder { layer },
+            pooler,
+            pooling: self.pooling,
+            roberta_positions: self.roberta_positions,
+            pad_token_id: self.pad_token_id,
+        }
     }
 }
 
@@ -115,24 +131,28 @@ pub struct BertEncoder<B: Backend> {
     pub layer: Vec<BertLayer<B>>,
 }
 
+/// BERT's pooler: `tanh(dense(hidden[:, 0]))`.
+#[derive(Module, Debug)]
+pub struct BertPooler<B: Backend> {
+    pub dense: burn::nn::Linear<B>,
+}
+
 #[derive(Module, Debug)]
 pub struct BertModel<B: Backend> {
     pub embeddings: BertEmbeddings<B>,
     pub encoder: BertEncoder<B>,
+    pub pooler: Option<BertPooler<B>>,
     #[module(skip)]
     pub pooling: Pooling,
+    #[module(skip)]
+    pub roberta_positions: bool,
+    #[module(skip)]
+    pub pad_token_id: usize,
 }
 
 impl<B: Backend> BertEmbeddings<B> {
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [batch, tokens] = input_ids.dims();
-        let device = input_ids.device();
-        let max_positions = self.position_embeddings.weight.dims()[0];
-        assert!(tokens <= max_positions, "{tokens} tokens exceed max_position_embeddings {max_positions}");
-        let positions = Tensor::<B, 1, Int>::arange(0..tokens as i64, &device)
-            .reshape([1, tokens])
-            .expand([batch as i64, tokens as i64]);
-        let types = Tensor::<B, 2, Int>::zeros([batch, tokens], &device);
+    /// `positions` and `types` are `[batch, tokens]` ids (see [`BertModel::position_ids`]).
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, positions: Tensor<B, 2, Int>, types: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(types);
@@ -152,10 +172,33 @@ impl<B: Backend> BertLayer<B> {
 }
 
 impl<B: Backend> BertModel<B> {
-    /// The last hidden state `[batch, tokens, hidden]`.
+    /// The position ids HF computes: `0..n` for BERT; for RoBERTa `pad + cumsum(id != pad)` on real
+    /// tokens and `pad` on padding.
+    pub fn position_ids(&self, input_ids: &Tensor<B, 2, Int>) -> Tensor<B, 2, Int> {
+        let [batch, tokens] = input_ids.dims();
+        let device = input_ids.device();
+        let max_positions = self.embeddings.position_embeddings.weight.dims()[0];
+        let needed = if self.roberta_positions { tokens + self.pad_token_id + 1 } else { tokens };
+        assert!(needed <= max_positions, "{tokens} tokens exceed max_position_embeddings {max_positions}");
+        if self.roberta_positions {
+            let real = input_ids.clone().not_equal_elem(self.pad_token_id as i64).int();
+            (real.clone().cumsum(1) * real).add_scalar(self.pad_token_id as i64)
+        } else {
+            Tensor::<B, 1, Int>::arange(0..tokens as i64, &device).reshape([1, tokens]).expand([batch as i64, tokens as i64])
+        }
+    }
+
+    /// The last hidden state `[batch, tokens, hidden]`, with all token types 0.
     pub fn forward(&self, batch: &TextBatch<B>) -> Tensor<B, 3> {
+        let types = Tensor::<B, 2, Int>::zeros(batch.input_ids.dims(), &batch.input_ids.device());
+        self.forward_with_types(batch, types)
+    }
+
+    /// The last hidden state for explicit token type ids `[batch, tokens]` (sentence pairs in BERT).
+    pub fn forward_with_types(&self, batch: &TextBatch<B>, token_type_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let bias = mask_bias(batch.attention_mask.clone().float());
-        let mut x = self.embeddings.forward(batch.input_ids.clone());
+        let positions = self.position_ids(&batch.input_ids);
+        let mut x = self.embeddings.forward(batch.input_ids.clone(), positions, token_type_ids);
         for layer in &self.encoder.layer {
             x = layer.forward(x, Some(bias.clone()));
         }
@@ -165,7 +208,16 @@ impl<B: Backend> BertModel<B> {
     /// One vector per caption `[batch, hidden]`, pooled as configured (mean skips padding).
     pub fn embed(&self, batch: &TextBatch<B>) -> Tensor<B, 2> {
         let hidden = self.forward(batch);
-        pool(self.pooling, hidden, Some(batch.attention_mask.clone().float()))
+        self.pool(hidden, batch)
+    }
+
+    /// Pools a last hidden state as configured; `pooler` needs the pooler layer.
+    pub fn pool(&self, hidden: Tensor<B, 3>, batch: &TextBatch<B>) -> Tensor<B, 2> {
+        match (self.pooling, &self.pooler) {
+            (Pooling::Pooler, Some(pooler)) => pooler.dense.forward(pool(Pooling::Cls, hidden, None)).tanh(),
+            (Pooling::Pooler, None) => panic!("pooling = pooler, but this text tower has no pooler layer"),
+            (pooling, _) => pool(pooling, hidden, Some(batch.attention_mask.clone().float())),
+        }
     }
 
     pub fn hidden_size(&self) -> usize {

@@ -20,15 +20,30 @@ pub enum Pooling {
     /// The first (class) token.
     #[default]
     Cls,
-    /// The mean over the tokens the mask keeps.
+    /// The mean over the tokens the mask keeps; for a ViT, over the patch tokens (timm's `avg`).
+    #[serde(alias = "avg")]
     Mean,
+    /// A trained head on the class token: BERT's `pooler` (dense + tanh) or CLIP's `post_layernorm`.
+    Pooler,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "cls" => Ok(Self::Cls),
+            "mean" | "avg" => Ok(Self::Mean),
+            "pooler" => Ok(Self::Pooler),
+            other => anyhow::bail!("unknown pooling `{other}`: expected cls, mean, avg or pooler"),
+        }
+    }
 }
 
 /// Pools `hidden` `[batch, tokens, dim]`; `keep` `[batch, tokens]` is 1 for real tokens and 0 for padding.
 pub fn pool<B: Backend>(pooling: Pooling, hidden: Tensor<B, 3>, keep: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
     let [batch, _, dim] = hidden.dims();
     match (pooling, keep) {
-        (Pooling::Cls, _) => hidden.slice([0..batch, 0..1]).reshape([batch, dim]),
+        (Pooling::Cls | Pooling::Pooler, _) => hidden.slice([0..batch, 0..1]).reshape([batch, dim]),
         (Pooling::Mean, Some(keep)) => {
             let weights = keep.unsqueeze_dim::<3>(2);
             let count = weights.clone().sum_dim(1).clamp_min(1e-9).reshape([batch, 1]);

@@ -1,9 +1,13 @@
 //! Caption tokenizers on the `tokenizers` crate, saved as `tokenizer.json` beside a checkpoint.
+//! Pretrained folders give theirs as `tokenizer.json` (WordPiece, BPE or Unigram), as PhoBERT's
+//! `vocab.txt` + `bpe.codes` ([`phobert`]), or as a BERT `vocab.txt`.
+
+pub mod phobert;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::models::TrainerWrapper;
@@ -29,6 +33,8 @@ pub struct CaptionTokenizer {
     inner: Arc<Tokenizer>,
     pad_id: u32,
     max_length: usize,
+    /// `(first, unk)`: ids from `first` on are pieces outside the vocabulary, encoded as `unk`.
+    unknown_from: Option<(u32, u32)>,
 }
 
 impl CaptionTokenizer {
@@ -65,16 +71,54 @@ impl CaptionTokenizer {
         Self::wrap(tokenizer, max_length)
     }
 
+    /// The tokenizer of a pretrained folder: `tokenizer.json`, else PhoBERT's `vocab.txt` +
+    /// `bpe.codes`, else a WordPiece `vocab.txt` (lower-cased when `tokenizer_config.json` says so).
+    pub fn from_dir(dir: &Path, max_length: usize) -> Result<Self> {
+        let (json, vocab, codes) = (dir.join("tokenizer.json"), dir.join("vocab.txt"), dir.join("bpe.codes"));
+        if json.is_file() {
+            Self::from_file(&json, max_length)
+        } else if vocab.is_file() && codes.is_file() {
+            let converted = phobert::from_files(&vocab, &codes)?;
+            let mut wrapped = Self::wrap(converted.tokenizer, max_length)?;
+            wrapped.unknown_from = Some((converted.unknown_from, 3));
+            Ok(wrapped)
+        } else if vocab.is_file() {
+            let lower = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("do_lower_case").and_then(serde_json::Value::as_bool))
+                .unwrap_or(true);
+            let model = WordPiece::from_file(&vocab.to_string_lossy()).build().map_err(|e| anyhow!("cannot read {}: {e}", vocab.display()))?;
+            let mut tokenizer = Tokenizer::new(model);
+            tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)));
+            tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+            tokenizer.with_decoder(Some(WordPieceDecoder::default()));
+            let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| anyhow!("{} lacks {t}", vocab.display()));
+            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+            let template = TemplateProcessing::builder()
+                .try_single("[CLS] $A [SEP]")
+                .map_err(|e| anyhow!("{e}"))?
+                .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+                .build()?;
+            tokenizer.with_post_processor(Some(template));
+            Self::wrap(tokenizer, max_length)
+        } else {
+            bail!("{} has no tokenizer.json, vocab.txt + bpe.codes (PhoBERT) or vocab.txt", dir.display())
+        }
+    }
+
     fn wrap(mut tokenizer: Tokenizer, max_length: usize) -> Result<Self> {
         let pad_id = tokenizer
             .get_padding()
             .map(|p| p.pad_id)
-            .or_else(|| ["[PAD]", "<pad>"].iter().find_map(|t| tokenizer.token_to_id(t)))
+            .or_else(|| ["[PAD]", "<pad>", "<PAD>"].iter().find_map(|t| tokenizer.token_to_id(t)))
             .ok_or_else(|| anyhow!("the tokenizer has no padding token ([PAD] or <pad>)"))?;
+        // Padding is done per batch in `encode_batch`; a fixed padding in the file would hide the mask.
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
             .map_err(|e| anyhow!("{e}"))?;
-        Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length })
+        Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length, unknown_from: None })
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -105,6 +149,10 @@ impl CaptionTokenizer {
         let mut mask = vec![0i64; texts.len() * length];
         for (row, encoding) in encodings.iter().enumerate() {
             for (col, &id) in encoding.get_ids().iter().enumerate() {
+                let id = match self.unknown_from {
+                    Some((first, unk)) if id >= first => unk,
+                    _ => id,
+                };
                 ids[row * length + col] = id as i64;
                 mask[row * length + col] = 1;
             }

@@ -1,0 +1,157 @@
+//! `otclip embed`: one tower, texts or images in, an f32 `.npy` of shape [n, d] out.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use npyz::WriterBuilder;
+
+use super::towers::{load_image_tower, load_text_tower, TowerSource};
+use crate::model::{Pooling, TextBatch};
+use crate::InferenceTask;
+
+/// What to embed.
+#[derive(Debug, Clone)]
+pub enum EmbedInput {
+    /// One text per line.
+    Texts(PathBuf),
+    /// A folder of images (sorted by name) or a file listing image paths, one per line.
+    Images(PathBuf),
+    /// Preprocessed pixels `[n, 3, H, W]`, f32 or f64 `.npy`.
+    PixelValues(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbedTask {
+    pub tower: TowerSource,
+    pub input: EmbedInput,
+    pub pooling: Option<Pooling>,
+    pub project: bool,
+    pub batch_size: usize,
+    pub max_length: usize,
+    pub allow_partial: bool,
+    pub out: PathBuf,
+}
+
+/// Rows written and their width.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedSummary {
+    pub rows: usize,
+    pub dim: usize,
+}
+
+impl InferenceTask for EmbedTask {
+    type Output = EmbedSummary;
+    fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<EmbedSummary> {
+        let mut rows: Vec<f32> = Vec::new();
+        let mut count = 0;
+        match &self.input {
+            EmbedInput::Texts(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let texts: Vec<&str> = text.lines().collect();
+                let tower = load_text_tower::<B>(self.tower.dir(), self.pooling, self.max_length, self.allow_partial, &device)?;
+                eprint!("{}", tower.report);
+                if self.project {
+                    bail!("--project: BERT-family text towers have no projection head of their own");
+                }
+                for chunk in texts.chunks(self.batch_size.max(1)) {
+                    let encoded = tower.tokenizer.encode_batch(chunk)?;
+                    let shape = [chunk.len(), encoded.length];
+                    let batch = TextBatch {
+                        input_ids: Tensor::<B, 1, Int>::from_ints(encoded.ids.as_slice(), &device).reshape(shape),
+                        attention_mask: Tensor::<B, 1, Int>::from_ints(encoded.mask.as_slice(), &device).reshape(shape),
+                    };
+                    rows.extend(tower.model.embed(&batch).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+                    count += chunk.len();
+                }
+            }
+            EmbedInput::Images(_) | EmbedInput::PixelValues(_) => {
+                let tower = load_image_tower::<B>(&self.tower, self.pooling, self.allow_partial, &device)?;
+                eprint!("{}", tower.report);
+                if self.project && tower.model.projection.is_none() {
+                    bail!("--project: this image tower has no projection head");
+                }
+                let (pixels, n, size) = match &self.input {
+                    EmbedInput::PixelValues(path) => {
+                        let array = crate::npy::read(path)?;
+                        if array.shape.len() != 4 || array.shape[1] != 3 {
+                            bail!("{}: expected pixel values of shape [n, 3, H, W], found {:?}", path.display(), array.shape);
+                        }
+                        let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
+                        (data, array.shape[0], [array.shape[2], array.shape[3]])
+                    }
+                    EmbedInput::Images(path) => {
+                        let s = tower.config.image_size;
+                        let files = image_list(path)?;
+                        let mut data = Vec::with_capacity(files.len() * 3 * s * s);
+                        for file in &files {
+                            data.extend(preprocess(file, s, tower.mean, tower.std)?);
+                        }
+                        (data, files.len(), [s, s])
+                    }
+                    EmbedInput::Texts(_) => unreachable!(),
+                };
+                let per = 3 * size[0] * size[1];
+                for start in (0..n).step_by(self.batch_size.max(1)) {
+                    let end = (start + self.batch_size.max(1)).min(n);
+                    let x = Tensor::<B, 1>::from_floats(&pixels[start * per..end * per], &device).reshape([end - start, 3, size[0], size[1]]);
+                    let pooled = tower.model.embed(x);
+                    let out = if self.project { tower.model.project(pooled).expect("checked above") } else { pooled };
+                    rows.extend(out.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+                }
+                count = n;
+            }
+        }
+        let dim = if count == 0 { 0 } else { rows.len() / count };
+        write_f32(&self.out, &[count, dim], &rows)?;
+        Ok(EmbedSummary { rows: count, dim })
+    }
+}
+
+/// The images of a folder (sorted, by extension) or the paths listed in a file.
+fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")))
+            .collect();
+        files.sort();
+        Ok(files)
+    } else {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the image list {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(text.lines().filter(|l| !l.trim().is_empty()).map(|l| base.join(l.trim())).collect())
+    }
+}
+
+/// Resizes the shorter side to `size`, crops the centre, scales to [0, 1] and normalises: CHW.
+fn preprocess(path: &Path, size: usize, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>> {
+    let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let (w, h) = image.dimensions();
+    let scale = size as f64 / w.min(h) as f64;
+    let (nw, nh) = (((w as f64 * scale).round() as u32).max(size as u32), ((h as f64 * scale).round() as u32).max(size as u32));
+    let resized = image::imageops::resize(&image, nw, nh, image::imageops::FilterType::CatmullRom);
+    let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
+    let mut out = vec![0f32; 3 * size * size];
+    for y in 0..size {
+        for x in 0..size {
+            let p = resized.get_pixel(x0 + x as u32, y0 + y as u32);
+            for c in 0..3 {
+                out[c * size * size + y * size + x] = (p[c] as f32 / 255.0 - mean[c]) / std[c];
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a C-ordered f32 array.
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let mut file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut file).begin_nd()?;
+    writer.extend(data.iter().copied())?;
+    writer.finish()?;
+    Ok(())
+}

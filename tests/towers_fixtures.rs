@@ -1,0 +1,132 @@
+//! Pretrained towers against the original implementations: tiny random BERT, XLM-R, CLIP vision,
+//! DINOv2 (transformers) and DINOv3 ViT (timm) with every weight perturbed, made by
+//! tools/gen_encoder_fixtures.py. Max abs diff ≤ 1e-4 on ndarray and on wgpu.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::backend::NdArray;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use otclip::model::{Pooling, TextBatch};
+use otclip::weights::{load_image_tower, load_text_tower, read_tensors, TowerSource};
+
+const TOLERANCE: f32 = 1e-4;
+
+fn reference(name: &str) -> BTreeMap<String, TensorData> {
+    read_tensors(&common::fixture(&format!("towers/{name}/reference.safetensors"))).unwrap()
+}
+
+fn floats<B: Backend, const D: usize>(data: &TensorData, device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(data.clone().convert::<B::FloatElem>(), device)
+}
+
+fn ints<B: Backend>(data: &TensorData, device: &B::Device) -> Tensor<B, 2, Int> {
+    Tensor::from_data(data.clone().convert::<B::IntElem>(), device)
+}
+
+/// Max |ours − reference|, over the positions `keep` marks (all when `None`).
+fn diff<B: Backend, const D: usize>(ours: Tensor<B, D>, reference: &TensorData, what: &str) -> f32 {
+    let shape: Vec<usize> = reference.shape.clone().into();
+    assert_eq!(ours.dims().to_vec(), shape, "{what}: shape");
+    let a = ours.into_data().convert::<f32>().into_vec::<f32>().unwrap();
+    let b = reference.clone().convert::<f32>().into_vec::<f32>().unwrap();
+    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    eprintln!("{what}: max abs diff {max:e}");
+    max
+}
+
+fn text_batch<B: Backend>(r: &BTreeMap<String, TensorData>, device: &B::Device) -> TextBatch<B> {
+    TextBatch { input_ids: ints(&r["input_ids"], device), attention_mask: ints(&r["attention_mask"], device) }
+}
+
+/// Zeroes the hidden states of padding positions (HF computes them too, but nothing uses them).
+fn masked<B: Backend>(hidden: Tensor<B, 3>, mask: &TensorData, device: &B::Device) -> Tensor<B, 3> {
+    hidden * floats::<B, 2>(&mask.clone().convert::<f32>(), device).unsqueeze_dim::<3>(2)
+}
+
+fn check_towers<B: Backend>(device: &B::Device) -> Vec<(String, f32)> {
+    let mut results = Vec::new();
+    let mut push = |what: &str, value: f32| results.push((what.to_string(), value));
+
+    // BERT: token types, the pooler, mean pooling.
+    let r = reference("bert");
+    let dir = common::fixture("towers/bert");
+    let tower = load_text_tower::<B>(&dir, Some(Pooling::Pooler), 64, false, device).unwrap();
+    assert!(tower.report.missing.is_empty() && tower.report.unused.is_empty(), "{}", tower.report);
+    let batch = text_batch::<B>(&r, device);
+    let hidden = tower.model.forward_with_types(&batch, ints(&r["token_type_ids"], device));
+    push("bert last_hidden_state", diff(masked(hidden.clone(), &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), "bert last_hidden_state"));
+    push("bert pooler_output", diff(tower.model.pool(hidden, &batch), &r["pooler_output"], "bert pooler_output"));
+    let mut model = tower.model;
+    model.pooling = Pooling::Mean;
+    push("bert mean", diff(model.embed(&batch), &r["mean_pooled"], "bert mean"));
+    let encoded = tower.tokenizer.encode_batch(&["a red bicycle in the park", "hai con chó chạy trên bãi biển xanh"]).unwrap();
+    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
+    assert_eq!(encoded.ids, ids, "BERT tokenizer.json ids");
+
+    // XLM-R: positions offset by the padding index, pooler.
+    let r = reference("xlmr");
+    let tower = load_text_tower::<B>(&common::fixture("towers/xlmr"), Some(Pooling::Mean), 64, false, device).unwrap();
+    let batch = text_batch::<B>(&r, device);
+    let hidden = tower.model.forward(&batch);
+    push("xlmr last_hidden_state", diff(masked(hidden, &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), "xlmr last_hidden_state"));
+    push("xlmr mean", diff(tower.model.embed(&batch), &r["mean_pooled"], "xlmr mean"));
+    let encoded = tower.tokenizer.encode_batch(&["a red bicycle in the park", "hai con chó chạy trên bãi biển xanh"]).unwrap();
+    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
+    assert_eq!(encoded.ids, ids, "XLM-R (Unigram) tokenizer.json ids");
+
+    // CLIP vision: QuickGELU, pre_layrnorm, post_layernorm on the class token, the projection.
+    let r = reference("clip_vision");
+    let tower = load_image_tower::<B>(&TowerSource::Hf(common::fixture("towers/clip_vision")), Some(Pooling::Pooler), false, device).unwrap();
+    assert!(tower.report.unused.is_empty(), "{}", tower.report);
+    let pixels = floats::<B, 4>(&r["pixel_values"], device);
+    push("clip last_hidden_state", diff(tower.model.forward(pixels.clone()), &r["last_hidden_state"], "clip last_hidden_state"));
+    let pooled = tower.model.embed(pixels);
+    push("clip pooler_output", diff(pooled.clone(), &r["pooler_output"], "clip pooler_output"));
+    push("clip image_embeds", diff(tower.model.project(pooled).unwrap(), &r["image_embeds"], "clip image_embeds"));
+
+    // DINOv2: layer scale, class token, interpolated positions at 48 px.
+    let r = reference("dinov2");
+    let tower = load_image_tower::<B>(&TowerSource::Hf(common::fixture("towers/dinov2")), None, false, device).unwrap();
+    let pixels = floats::<B, 4>(&r["pixel_values"], device);
+    push("dinov2 last_hidden_state", diff(tower.model.forward(pixels.clone()), &r["last_hidden_state"], "dinov2 last_hidden_state"));
+    push("dinov2 pooler_output", diff(tower.model.embed(pixels), &r["pooler_output"], "dinov2 pooler_output"));
+    let big = floats::<B, 4>(&r["pixel_values_48"], device);
+    push("dinov2 48px", diff(tower.model.forward(big), &r["last_hidden_state_48"], "dinov2 last_hidden_state at 48 px"));
+
+    // timm DINOv3: rotary embeddings, registers, layer scale, avg pooling.
+    let r = reference("dinov3_timm");
+    let source: TowerSource = format!("timm:vit_base_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()).parse().unwrap();
+    let tower = load_image_tower::<B>(&source, None, false, device).unwrap();
+    assert!(tower.report.unused.is_empty() && tower.report.missing.is_empty(), "{}", tower.report);
+    let pixels = floats::<B, 4>(&r["pixel_values"], device);
+    push("dinov3 features", diff(tower.model.forward(pixels.clone()), &r["last_hidden_state"], "dinov3 forward_features"));
+    push("dinov3 avg", diff(tower.model.embed(pixels), &r["pooled"], "dinov3 avg pooled"));
+    results
+}
+
+/// The reference hidden states with padding positions zeroed.
+fn mask_ref<B: Backend>(r: &BTreeMap<String, TensorData>, key: &str, device: &B::Device) -> TensorData {
+    masked(floats::<B, 3>(&r[key], device), &r["attention_mask"], device).into_data().convert::<f32>()
+}
+
+fn assert_all(results: &[(String, f32)], backend: &str) {
+    let bad: Vec<_> = results.iter().filter(|(_, d)| !(*d <= TOLERANCE)).collect();
+    assert!(bad.is_empty(), "{backend}: outputs differ from the reference by more than {TOLERANCE}: {bad:?}");
+}
+
+#[test]
+fn towers_match_reference_on_ndarray() {
+    assert_all(&check_towers::<NdArray<f32>>(&Default::default()), "ndarray");
+}
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn towers_match_reference_on_wgpu() {
+    if !common::wgpu_available("the pretrained-tower fixtures on wgpu") {
+        return;
+    }
+    assert_all(&check_towers::<otclip::backend::WgpuBackend>(&burn::backend::wgpu::WgpuDevice::DefaultDevice), "wgpu");
+}
