@@ -229,7 +229,6 @@ fn main() -> Result<()> {
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Data { command } => data_command(command)?,
-    },
         Command::Embed { text_tower, image_tower, arch, pooling, texts, images, pixel_values, project, batch_size, max_length, allow_partial, out } => {
             use otclip::weights::embed::{EmbedInput, EmbedTask};
             use otclip::weights::TowerSource;

@@ -5,7 +5,6 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use common::{max_rel_diff, sinkhorn_problem as problem};
 use otclip::kernels::SinkhornBackend;
