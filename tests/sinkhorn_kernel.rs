@@ -8,33 +8,12 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::AutodiffBackend;
-use common::{max_rel_diff, sinkhorn_problem as problem};
+use common::{max_rel_diff, sinkhorn_config as config, sinkhorn_plan_and_grad as plan_and_grad, sinkhorn_problem as problem};
 use otclip::kernels::SinkhornBackend;
-use otclip::loss::{solve, GradMode, SinkhornConfig, SolverPath};
+use otclip::loss::{solve, GradMode, SolverPath};
 
 const SIZES: [usize; 5] = [1, 7, 64, 600, 1000];
 const EPSILONS: [f64; 2] = [0.05, 0.01];
-
-fn config(eps: f64, tau: Option<f64>, iters: usize, grad: GradMode, solver: SolverPath) -> SinkhornConfig {
-    SinkhornConfig::new().with_eps(eps).with_tau(tau).with_iters(iters).with_grad(grad).with_solver(solver)
-}
-
-/// The plan, and ∂(Σ W∘Γ)/∂C.
-fn plan_and_grad<B: AutodiffBackend + SinkhornBackend>(
-    cost: &[f64],
-    weights: &[f64],
-    shape: [usize; 3],
-    config: &SinkhornConfig,
-    device: &B::Device,
-) -> (Vec<f64>, Vec<f64>) {
-    let cost = otclip::f64_tensor::<B, 3>(cost, shape, device).require_grad();
-    let weights = otclip::f64_tensor::<B, 3>(weights, shape, device);
-    let solved = solve(cost.clone(), None, None, config);
-    let plan = common::to_f64(solved.plan.clone());
-    let grads = (solved.plan * weights).sum().backward();
-    let grad = cost.grad(&grads).expect("the cost has a gradient");
-    (plan, grad.into_data().convert::<f64>().into_vec().unwrap())
-}
 
 /// Every size and ε, unbalanced and balanced: the fused plan against the reference plan
 /// (200 iterations) and the fused `implicit` gradient against the reference `unroll` one.

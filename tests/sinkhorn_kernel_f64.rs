@@ -5,24 +5,8 @@
 mod common;
 
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::backend::AutodiffBackend;
-use common::{max_rel_diff, sinkhorn_problem as problem};
-use otclip::kernels::SinkhornBackend;
+use common::{max_rel_diff, sinkhorn_config as config, sinkhorn_plan_and_grad as plan_and_grad, sinkhorn_problem as problem};
 use otclip::loss::{solve, GradMode, SinkhornConfig, SolverPath};
-
-fn config(eps: f64, tau: Option<f64>, iters: usize, grad: GradMode, solver: SolverPath) -> SinkhornConfig {
-    SinkhornConfig::new().with_eps(eps).with_tau(tau).with_iters(iters).with_grad(grad).with_solver(solver)
-}
-
-fn plan_and_grad<B: AutodiffBackend + SinkhornBackend>(cost: &[f64], weights: &[f64], shape: [usize; 3], config: &SinkhornConfig) -> (Vec<f64>, Vec<f64>) {
-    let device = Default::default();
-    let cost = otclip::f64_tensor::<B, 3>(cost, shape, &device).require_grad();
-    let weights = otclip::f64_tensor::<B, 3>(weights, shape, &device);
-    let solved = solve(cost.clone(), None, None, config);
-    let plan = common::to_f64(solved.plan.clone());
-    let grads = (solved.plan * weights).sum().backward();
-    (plan, cost.grad(&grads).expect("a gradient").into_data().convert::<f64>().into_vec().unwrap())
-}
 
 /// In f64 the two paths agree to rounding: this catches an algorithmic slip that f32 noise
 /// could hide. Also a rectangular batch of three problems, and `envelope`.
@@ -34,8 +18,8 @@ fn ndarray_f64_rectangular_batch_and_envelope() {
     for tau in [Some(0.5), None] {
         for grad in [GradMode::Implicit, GradMode::Envelope] {
             let reference_grad = if grad == GradMode::Implicit { GradMode::Unroll } else { grad };
-            let (plan, fused) = plan_and_grad::<B>(&cost, &weights, shape, &config(0.05, tau, 100, grad, SolverPath::Fused));
-            let (reference_plan, reference) = plan_and_grad::<B>(&cost, &weights, shape, &config(0.05, tau, 100, reference_grad, SolverPath::Reference));
+            let (plan, fused) = plan_and_grad::<B>(&cost, &weights, shape, &config(0.05, tau, 100, grad, SolverPath::Fused), &Default::default());
+            let (reference_plan, reference) = plan_and_grad::<B>(&cost, &weights, shape, &config(0.05, tau, 100, reference_grad, SolverPath::Reference), &Default::default());
             assert!(max_rel_diff(&plan, &reference_plan) < 1e-10, "tau={tau:?} {grad:?}: plan");
             let error = max_rel_diff(&fused, &reference);
             assert!(error < 1e-9, "tau={tau:?} {grad:?}: gradient differs by {error:e}");

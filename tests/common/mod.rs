@@ -95,3 +95,24 @@ pub fn sinkhorn_problem(batch: usize, n: usize, m: usize, seed: u64) -> (Vec<f64
     let weights = (0..batch * n * m).map(|_| rng.random_range(-1.0..1.0)).collect();
     (cost, weights)
 }
+
+pub fn sinkhorn_config(eps: f64, tau: Option<f64>, iters: usize, grad: otclip::loss::GradMode, solver: otclip::loss::SolverPath) -> otclip::loss::SinkhornConfig {
+    otclip::loss::SinkhornConfig::new().with_eps(eps).with_tau(tau).with_iters(iters).with_grad(grad).with_solver(solver)
+}
+
+/// The plan, and ∂(Σ W∘Γ)/∂C.
+pub fn sinkhorn_plan_and_grad<B: burn::tensor::backend::AutodiffBackend + otclip::kernels::SinkhornBackend>(
+    cost: &[f64],
+    weights: &[f64],
+    shape: [usize; 3],
+    config: &otclip::loss::SinkhornConfig,
+    device: &B::Device,
+) -> (Vec<f64>, Vec<f64>) {
+    let cost = otclip::f64_tensor::<B, 3>(cost, shape, device).require_grad();
+    let weights = otclip::f64_tensor::<B, 3>(weights, shape, device);
+    let solved = otclip::loss::solve(cost.clone(), None, None, config);
+    let plan = to_f64(solved.plan.clone());
+    let grads = (solved.plan * weights).sum().backward();
+    let grad = cost.grad(&grads).expect("the cost has a gradient");
+    (plan, grad.into_data().convert::<f64>().into_vec().unwrap())
+}
