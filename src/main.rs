@@ -110,6 +110,17 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Export a trained run to HF-style safetensors: model.safetensors, config.json,
+    /// tokenizer.json and preprocessor_config.json.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+        /// `best` (by validation t2i R@1) or `last`.
+        #[arg(long, default_value = "best")]
+        checkpoint: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the backends this binary was built with.
     Devices,
 }
@@ -243,6 +254,11 @@ fn main() -> Result<()> {
             let task = EmbedTask { tower, input, pooling, project, batch_size, max_length, allow_partial, out: out.clone() };
             let summary = dispatch_inference(cli.device, false, task)?;
             println!("wrote {} × {} embeddings to {}", summary.rows, summary.dim, out.display());
+        }
+        Command::Export { run, checkpoint, out } => {
+            let task = otclip::weights::export::ExportTask { run_dir: run, checkpoint, out: out.clone() };
+            let tensors = dispatch_inference(cli.device, false, task)?;
+            println!("wrote {tensors} tensors to {}", out.join("model.safetensors").display());
         }
         Command::Devices => println!("{}", compiled_backends().join("\n")),
     }

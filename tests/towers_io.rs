@@ -27,6 +27,15 @@ fn phobert_fastbpe_matches_reference_tokenizer() {
         let pieces: Vec<String> = tokens.get_ids().iter().map(|&id| tokenizer.tokenizer().id_to_token(id).unwrap()).collect();
         eprintln!("{text:?} → {pieces:?}");
     }
+    // Saved beside a run (tokenizer.json + tokenizer.unknown.json), it still maps unknown pieces to <unk>.
+    let tmp = tempfile::tempdir().unwrap();
+    tokenizer.save(&tmp.path().join("tokenizer.json")).unwrap();
+    let reloaded = CaptionTokenizer::from_file(&tmp.path().join("tokenizer.json"), 64).unwrap();
+    for case in cases.as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        assert_eq!(reloaded.encode_batch(&[text]).unwrap(), tokenizer.encode_batch(&[text]).unwrap(), "reloaded ids of {text:?}");
+    }
+    assert!(cases.as_array().unwrap().iter().any(|c| c["ids"].as_array().unwrap().contains(&3.into())), "the fixture has an <unk> case");
     let ours = tokenizer.encode_batch(&["a", "hai con chó chạy trên bãi biển"]).unwrap();
     assert_eq!(ours.mask.iter().filter(|&&m| m == 0).count(), ours.length - 3, "padding is masked");
     assert!(ours.ids[..ours.length].ends_with(&vec![1i64; ours.length - 3]), "padded with <pad> = 1");
@@ -128,4 +137,111 @@ fn pretrained_towers_plug_into_the_dual_encoder() {
     let images = model.encode_image(burn::tensor::Tensor::<B, 4>::ones([2, 3, 32, 32], &device));
     assert_eq!(texts.dims(), [2, 16]);
     assert_eq!(images.dims(), [2, 16]);
+}
+
+/// Training with `model.image_tower` and `model.text_tower`: the towers start from their
+/// checkpoints (with lr = 0 they stay there, so the trained run still gives the reference
+/// outputs), the run keeps the tower's tokenizer, image size and normalisation, resumes, and exports.
+#[test]
+fn training_starts_from_pretrained_towers() {
+    use burn::backend::Autodiff;
+    use burn::tensor::{Int, Tensor, TensorData};
+    use otclip::train::{load_run, train, TrainConfig, TrainOptions};
+
+    let device = Default::default();
+    let (clip, xlmr) = (common::fixture("towers/clip_vision"), common::fixture("towers/xlmr"));
+    let text = otclip::SYNTHETIC_VI_CONFIG.replace("normalization = { mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225] }\n", "");
+    assert_ne!(text, otclip::SYNTHETIC_VI_CONFIG, "the normalization line was removed");
+    let mut overrides: Vec<String> = [
+        "data.synthetic.train_images=32",
+        "data.synthetic.val_images=8",
+        "data.synthetic.test_images=8",
+        "data.synthetic.image_size=48",
+        "optim.batch_size=16",
+        "optim.epochs=1",
+        "optim.warmup_steps=1",
+        "optim.lr=0",
+        "optim.min_lr=0",
+        "model.projection_dim=16",
+        "model.image_pooling=pooler",
+        "model.text_pooling=mean",
+    ]
+    .map(String::from)
+    .to_vec();
+    overrides.push(format!("model.image_tower=hf:{}", clip.display()));
+    overrides.push(format!("model.text_tower=hf:{}", xlmr.display()));
+    let config = TrainConfig::parse(&text, "pretrained.toml", &overrides).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let quiet = TrainOptions { quiet: true, ..Default::default() };
+    let summary = train::<Autodiff<B>>(&config, &run_dir, &device, &quiet).unwrap();
+    assert_eq!(summary.steps, 2);
+
+    let run = load_run::<B>(&run_dir, "last", &device).unwrap();
+    let tower = load_image_tower::<B>(&TowerSource::Hf(clip.clone()), None, false, &device).unwrap();
+    assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.mean, tower.std), "the tower's normalisation");
+    assert_eq!(run.batcher.image_size, 32, "the tower's image size, not data.synthetic.image_size");
+    let captions = ["hai con chó chạy trên bãi biển", "a red bicycle"];
+    let own = CaptionTokenizer::from_dir(&xlmr, 512).unwrap();
+    assert_eq!(run.batcher.tokenizer.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the tower's tokenizer");
+
+    let diff = |ours: Tensor<B, 2>, reference: &TensorData| {
+        let a = ours.into_data().into_vec::<f32>().unwrap();
+        let b = reference.clone().into_vec::<f32>().unwrap();
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+    };
+    let r = otclip::weights::read_tensors(&xlmr.join("reference.safetensors")).unwrap();
+    let ints = |d: &TensorData| Tensor::<B, 2, Int>::from_data(d.clone().convert::<i64>(), &device);
+    let batch = otclip::model::TextBatch { input_ids: ints(&r["input_ids"]), attention_mask: ints(&r["attention_mask"]) };
+    let text_diff = diff(run.model.text_model.embed(&batch), &r["mean_pooled"]);
+    let r = otclip::weights::read_tensors(&clip.join("reference.safetensors")).unwrap();
+    let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
+    let image_diff = diff(run.model.vision_model.embed(pixels), &r["pooler_output"]);
+    assert!(text_diff <= 1e-4 && image_diff <= 1e-4, "pretrained weights lost: text {text_diff:e}, image {image_diff:e}");
+
+    // Resuming reads the run's own model.json, tokenizer and preprocessing; it loads no tower.
+    let mut more = overrides.clone();
+    more.push("optim.epochs=2".into());
+    let config = TrainConfig::parse(&text, "pretrained.toml", &more).unwrap();
+    let summary = train::<Autodiff<B>>(&config, &run_dir, &device, &TrainOptions { resume: true, ..quiet }).unwrap();
+    assert_eq!((summary.epochs, summary.steps), (2, 4));
+
+    let out = tmp.path().join("export");
+    let task = otclip::weights::export::ExportTask { run_dir: run_dir.clone(), checkpoint: "last".into(), out: out.clone() };
+    otclip::InferenceTask::run::<B>(task, device).unwrap();
+    let exported = CaptionTokenizer::from_dir(&out, 512).unwrap();
+    assert_eq!(exported.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the exported tokenizer");
+    let preprocessor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("preprocessor_config.json")).unwrap()).unwrap();
+    assert_eq!(preprocessor["size"]["height"], 32);
+    let (model, _, report) = load_exported::<B>(&out, &device).unwrap();
+    assert!(report.missing.is_empty() && report.unused.is_empty(), "{report}");
+    let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
+    assert_eq!(diff(model.vision_model.embed(pixels), &r["pooler_output"]) <= 1e-4, true, "the exported image tower");
+}
+
+/// `configs/viclip_ot_uit.toml` names its towers; as shipped the folders are missing here, and the
+/// error says which key and folder. Pointed at the fixtures, it builds the model it describes.
+#[test]
+fn the_viclip_ot_config_builds_its_pretrained_model() {
+    use otclip::train::{initial_model, TrainConfig};
+    let text = include_str!("../configs/viclip_ot_uit.toml");
+    let error = TrainConfig::parse(text, "viclip_ot_uit.toml", &[]).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("model.image_tower") && message.contains("towers/dinov3-vitb16"), "{message}");
+    let overrides = [
+        format!("model.image_tower=timm:vit_base_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()),
+        format!("model.text_tower=hf:{}", common::fixture("towers/xlmr").display()),
+        "model.projection_dim=16".to_string(),
+    ];
+    let config = TrainConfig::parse(text, "viclip_ot_uit.toml", &overrides).unwrap();
+    let init = initial_model::<B, &str>(&config, std::iter::empty(), &Default::default()).unwrap();
+    assert_eq!(init.image_size, 224, "model.image_size overrides the tower's 32 px");
+    assert_eq!(init.normalization.mean, [0.485, 0.456, 0.406], "timm's pretrained_cfg mean");
+    assert_eq!(init.config.vision.num_register_tokens, 4);
+    assert_eq!(init.config.vision.pooling, otclip::model::Pooling::Mean);
+    assert_eq!(init.config.text.hidden_dropout_prob, 0.1);
+    assert_eq!(init.reports.len(), 2);
+    assert!(init.reports.iter().all(|r| r.missing.is_empty()), "{:?}", init.reports);
+    let images = init.model.encode_image(burn::tensor::Tensor::<B, 4>::zeros([1, 3, 224, 224], &Default::default()));
+    assert_eq!(images.dims(), [1, 16]);
 }

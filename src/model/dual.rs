@@ -36,10 +36,16 @@ impl DualEncoderConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoder<B> {
+        self.with_towers(self.vision.init(device), self.text.init(device), device)
+    }
+
+    /// A dual encoder around given towers (pretrained ones), with fresh projections and temperature.
+    /// The towers must match `self.vision` and `self.text`.
+    pub fn with_towers<B: Backend>(&self, vision_model: VitModel<B>, text_model: BertModel<B>, device: &B::Device) -> DualEncoder<B> {
         let projection = |from: usize| LinearConfig::new(from, self.projection_dim).with_bias(false).init(device);
         DualEncoder {
-            vision_model: self.vision.init(device),
-            text_model: self.text.init(device),
+            vision_model,
+            text_model,
             visual_projection: projection(self.vision.hidden_size),
             text_projection: projection(self.text.hidden_size),
             logit_scale: Param::from_tensor(Tensor::from_floats([self.init_logit_scale], device)),

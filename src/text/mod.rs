@@ -27,6 +27,18 @@ pub struct EncodedBatch {
     pub length: usize,
 }
 
+/// Ids from `first` on are pieces outside the vocabulary, encoded as `unk`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UnknownIds {
+    first: u32,
+    unk: u32,
+}
+
+/// `DIR/tokenizer.unknown.json` beside `DIR/tokenizer.json`.
+fn unknown_ids_path(tokenizer_json: &Path) -> std::path::PathBuf {
+    tokenizer_json.with_extension("unknown.json")
+}
+
 /// A `tokenizers` tokenizer plus the padding id and maximum length the towers need.
 #[derive(Clone)]
 pub struct CaptionTokenizer {
@@ -65,10 +77,18 @@ impl CaptionTokenizer {
         Self::wrap(tokenizer, max_length)
     }
 
-    /// Loads any `tokenizer.json` (WordPiece, BPE or Unigram).
+    /// Loads any `tokenizer.json` (WordPiece, BPE or Unigram), with the out-of-vocabulary id range
+    /// that [`Self::save`] records beside it for a converted PhoBERT tokenizer.
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
         let tokenizer = Tokenizer::from_file(path).map_err(|e| anyhow!("cannot load tokenizer {}: {e}", path.display()))?;
-        Self::wrap(tokenizer, max_length)
+        let mut wrapped = Self::wrap(tokenizer, max_length)?;
+        let sidecar = unknown_ids_path(path);
+        if sidecar.is_file() {
+            let text = std::fs::read_to_string(&sidecar).with_context(|| format!("cannot read {}", sidecar.display()))?;
+            let range: UnknownIds = serde_json::from_str(&text).with_context(|| format!("{} is not valid", sidecar.display()))?;
+            wrapped.unknown_from = Some((range.first, range.unk));
+        }
+        Ok(wrapped)
     }
 
     /// The tokenizer of a pretrained folder: `tokenizer.json`, else PhoBERT's `vocab.txt` +
@@ -121,8 +141,15 @@ impl CaptionTokenizer {
         Ok(Self { inner: Arc::new(tokenizer), pad_id, max_length, unknown_from: None })
     }
 
+    /// Writes `tokenizer.json`, and for a converted PhoBERT tokenizer `tokenizer.unknown.json`
+    /// with the ids that stand for `<unk>` (a `tokenizers` BPE model cannot express them).
     pub fn save(&self, path: &Path) -> Result<()> {
-        self.inner.save(path, true).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+        self.inner.save(path, true).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+        if let Some((first, unk)) = self.unknown_from {
+            let sidecar = unknown_ids_path(path);
+            std::fs::write(&sidecar, serde_json::to_string(&UnknownIds { first, unk })?).with_context(|| format!("cannot write {}", sidecar.display()))?;
+        }
+        Ok(())
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -78,6 +78,14 @@ impl RunDir {
         tokenizer.save(&self.path("tokenizer.json"))
     }
 
+    /// The batcher the run was trained with: its tokenizer, and the image size and normalisation
+    /// that its `config.toml` records (older runs: the model's image size and ImageNet's statistics).
+    pub fn batcher(&self, config: &TrainConfig, model_config: &DualEncoderConfig) -> Result<Batcher> {
+        let tokenizer = CaptionTokenizer::from_file(&self.path("tokenizer.json"), config.tokenizer.max_length)?;
+        let image_size = if config.model.image_size > 0 { config.model.image_size } else { model_config.vision.image_size as u32 };
+        Ok(Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() })
+    }
+
     /// Writes checkpoint `name` (the model, the state, and whatever `extra` writes, such as the
     /// optimiser) into a temporary folder, then swaps it in, so an interrupted write never destroys
     /// the previous checkpoint.
@@ -138,7 +146,7 @@ pub fn load_run<B: Backend>(root: &Path, which: &str, device: &B::Device) -> Res
     let config = TrainConfig::load(&run.path("config.toml"), &[])?;
     let model_config = DualEncoderConfig::load(run.path("model.json"))
         .map_err(|e| anyhow!("cannot read {}: {e}", run.path("model.json").display()))?;
-    let tokenizer = CaptionTokenizer::from_file(&run.path("tokenizer.json"), config.tokenizer.max_length)?;
+    let batcher = run.batcher(&config, &model_config)?;
     let dir = run
         .find_checkpoint(which)
         .ok_or_else(|| anyhow!("run {} has no intact `{which}` checkpoint", root.display()))?;
@@ -146,10 +154,5 @@ pub fn load_run<B: Backend>(root: &Path, which: &str, device: &B::Device) -> Res
         .init::<B>(device)
         .load_file(dir.join("model"), &CheckpointRecorder::new(), device)
         .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("model.mpk").display()))?;
-    let batcher = Batcher {
-        tokenizer,
-        image_size: model_config.vision.image_size as u32,
-        normalization: config.model.normalization,
-    };
     Ok(LoadedRun { state: RunDir::read_state(&dir)?, config, model_config, model, batcher })
 }

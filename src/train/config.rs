@@ -11,6 +11,7 @@ use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
 use crate::model::{DualEncoderConfig, Pooling};
+use crate::weights::TowerSource;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,13 +78,50 @@ pub struct TokenizerSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// `tiny` or `base`.
+    /// `tiny` or `base`: the towers that `image_tower` / `text_tower` leave to be trained from scratch.
     pub preset: String,
+    /// A pretrained image tower, `hf:DIR` or `timm:NAME@DIR`; empty: the preset's, from scratch.
+    #[serde(default)]
+    pub image_tower: String,
+    /// A pretrained text tower, `hf:DIR`, whose tokenizer replaces the trained one; empty: the preset's.
+    #[serde(default)]
+    pub text_tower: String,
+    /// Keep the random initialisation of tensors a tower checkpoint lacks instead of stopping.
+    #[serde(default)]
+    pub allow_partial: bool,
     pub projection_dim: usize,
     pub image_pooling: Pooling,
     pub text_pooling: Pooling,
     pub dropout: f64,
-    pub normalization: ImageNormalization,
+    /// The side of the square images fed to the model; 0: the pretrained image tower's own,
+    /// else `data.synthetic.image_size`. A run's `config.toml` records the resolved value.
+    #[serde(default)]
+    pub image_size: u32,
+    /// Pixel mean and std; absent: the pretrained image tower's own, else ImageNet's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<ImageNormalization>,
+}
+
+impl ModelSection {
+    /// The pretrained towers named by `image_tower` and `text_tower`.
+    pub fn tower_sources(&self) -> Result<(Option<TowerSource>, Option<TowerSource>)> {
+        let parse = |key: &str, value: &str| -> Result<Option<TowerSource>> {
+            if value.is_empty() {
+                return Ok(None);
+            }
+            let source: TowerSource = value.parse().with_context(|| format!("model.{key}"))?;
+            if !source.dir().is_dir() {
+                bail!("model.{key} = `{value}`: {} is not a folder", source.dir().display());
+            }
+            Ok(Some(source))
+        };
+        let image = parse("image_tower", &self.image_tower)?;
+        let text = parse("text_tower", &self.text_tower)?;
+        if matches!(text, Some(TowerSource::Timm { .. })) {
+            bail!("model.text_tower = `{}`: timm holds image models only; use hf:DIR", self.text_tower);
+        }
+        Ok((image, text))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +174,7 @@ impl TrainConfig {
         if !["none", "viclip-ot", "lowclip"].contains(&self.data.augment.as_str()) {
             bail!("data.augment = `{}`: expected none, viclip-ot or lowclip", self.data.augment);
         }
+        self.model.tower_sources()?;
         if self.optim.batch_size < 2 {
             bail!("optim.batch_size must be at least 2 for a contrastive loss");
         }
@@ -174,14 +213,23 @@ impl TrainConfig {
         }
     }
 
-    /// The model config for a vocabulary of `vocab_size` tokens.
+    /// The image size of the preset (from-scratch) image tower.
+    pub fn preset_image_size(&self) -> u32 {
+        if self.model.image_size > 0 {
+            self.model.image_size
+        } else {
+            self.data.synthetic.image_size
+        }
+    }
+
+    /// The preset model config for a vocabulary of `vocab_size` tokens.
     pub fn model_config(&self, vocab_size: usize) -> Result<DualEncoderConfig> {
         let m = &self.model;
         let mut config = DualEncoderConfig::preset(&m.preset, vocab_size)?;
         config.projection_dim = m.projection_dim;
         config.vision.pooling = m.image_pooling;
         config.vision.hidden_dropout_prob = m.dropout;
-        config.vision.image_size = self.data.synthetic.image_size as usize;
+        config.vision.image_size = self.preset_image_size() as usize;
         config.text.pooling = m.text_pooling;
         config.text.hidden_dropout_prob = m.dropout;
         config.text.max_position_embeddings = config.text.max_position_embeddings.max(self.tokenizer.max_length);
@@ -193,7 +241,7 @@ impl TrainConfig {
     }
 }
 
-/// Sets `a.b.c = value` in `table`. The key must already exist, so typos are caught.
+/// Sets `a.b.c = value` in `table`. The tables on the way must exist, so typos are caught.
 fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment.split_once('=').ok_or_else(|| anyhow!("expected key=value"))?;
     let (key, raw) = (key.trim(), raw.trim());
@@ -219,6 +267,10 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
             *slot = value;
             Ok(())
         }
-        None => bail!("unknown config key `{key}`"),
+        // A key the file leaves to its default; `deny_unknown_fields` still refuses a misspelt one.
+        None => {
+            current.insert(last.to_string(), value);
+            Ok(())
+        }
     }
 }

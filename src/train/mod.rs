@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod init;
 pub mod schedule;
 
 use std::fs::{File, OpenOptions};
@@ -23,6 +24,7 @@ use serde_json::json;
 
 pub use checkpoint::{load_run, CheckpointRecorder, LoadedRun, RunDir, TrainState};
 pub use config::TrainConfig;
+pub use init::{initial_model, InitialModel};
 pub use schedule::WarmupCosine;
 
 use crate::data::synthetic;
@@ -30,8 +32,7 @@ use crate::data::loader::{make_batches, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, DatasetSpec, PairIndex, Pairing, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
-use crate::model::DualEncoder;
-use crate::text::CaptionTokenizer;
+use crate::model::{DualEncoder, DualEncoderConfig};
 
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -119,21 +120,27 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
             run_dir.display()
         );
     }
-    let tokenizer = match &resume_from {
-        Some(_) => CaptionTokenizer::from_file(&run.path("tokenizer.json"), config.tokenizer.max_length)?,
-        None => CaptionTokenizer::train(
-            train_set.entries.iter().flat_map(|e| e.captions.iter()),
-            config.tokenizer.vocab_size,
-            config.tokenizer.max_length,
-        )?,
+    let (mut model, batcher): (DualEncoder<B>, Batcher) = match &resume_from {
+        Some(_) => {
+            let saved = TrainConfig::load(&run.path("config.toml"), &[])?;
+            let model_config = DualEncoderConfig::load(run.path("model.json")).map_err(|e| anyhow!("cannot read {}: {e}", run.path("model.json").display()))?;
+            let batcher = run.batcher(&saved, &model_config)?;
+            (model_config.init(device), batcher)
+        }
+        None => {
+            let init = initial_model::<B, _>(config, train_set.entries.iter().flat_map(|e| e.captions.iter()), device)?;
+            if !options.quiet {
+                init.reports.iter().for_each(|report| eprint!("{report}"));
+            }
+            let mut resolved = config.clone();
+            resolved.model.image_size = init.image_size;
+            resolved.model.normalization = Some(init.normalization);
+            resolved.tokenizer.max_length = init.tokenizer.max_length();
+            run.write_setup(&resolved, &init.config, &init.tokenizer)?;
+            let batcher = Batcher { tokenizer: init.tokenizer, image_size: init.image_size, normalization: init.normalization };
+            (init.model, batcher)
+        }
     };
-    let model_config = config.model_config(tokenizer.vocab_size())?;
-    let batcher = Batcher {
-        tokenizer: tokenizer.clone(),
-        image_size: model_config.vision.image_size as u32,
-        normalization: config.model.normalization,
-    };
-    let mut model: DualEncoder<B> = model_config.init(device);
     let o = &config.optim;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(o.weight_decay)
@@ -151,10 +158,7 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
         if !options.quiet {
             eprintln!("resuming {} after epoch {} (step {})", run_dir.display(), state.epoch, state.step);
         }
-    } else {
-        run.write_setup(config, &model_config, &tokenizer)?;
     }
-
     let pairs_per_epoch = match config.data.pairing {
         Pairing::RandomCaption => train_set.entries.len(),
         Pairing::AllCaptions => train_set.caption_count(),

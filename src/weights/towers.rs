@@ -133,15 +133,29 @@ pub fn load_text_tower<B: Backend>(
     allow_partial: bool,
     device: &B::Device,
 ) -> Result<TextTower<B>> {
+    load_text_tower_with(dir, max_length, allow_partial, device, |config| {
+        if let Some(pooling) = pooling {
+            config.pooling = pooling;
+        }
+    })
+}
+
+/// [`load_text_tower`], with `adjust` changing the config read from the folder (pooling,
+/// dropout) before the model is built.
+pub fn load_text_tower_with<B: Backend>(
+    dir: &Path,
+    max_length: usize,
+    allow_partial: bool,
+    device: &B::Device,
+    adjust: impl FnOnce(&mut BertConfig),
+) -> Result<TextTower<B>> {
     let mut config = text_config(dir)?;
     let file = weights_file(dir)?;
     let tensors = read_tensors(&file)?;
     config.add_pooling_layer = tensors.keys().any(|k| k.ends_with("pooler.dense.weight"));
-    if let Some(pooling) = pooling {
-        config.pooling = pooling;
-    }
+    adjust(&mut config);
     if config.pooling == Pooling::Pooler && !config.add_pooling_layer {
-        bail!("{}: --pooling pooler, but the checkpoint has no pooler.dense weights", file.display());
+        bail!("{}: pooling = pooler, but the checkpoint has no pooler.dense weights", file.display());
     }
     let max_positions = config.max_position_embeddings - if config.roberta_positions { config.pad_token_id + 1 } else { 0 };
     let tokenizer = CaptionTokenizer::from_dir(dir, max_length.min(max_positions))?;
@@ -285,6 +299,20 @@ fn timm_config(json: &Value, name: Option<&str>, origin: &Path) -> Result<(VitCo
 
 /// Loads an image tower (HF ViT, CLIP vision, DINOv2, or timm DINOv3).
 pub fn load_image_tower<B: Backend>(source: &TowerSource, pooling: Option<Pooling>, allow_partial: bool, device: &B::Device) -> Result<ImageTower<B>> {
+    load_image_tower_with(source, allow_partial, device, |config| {
+        if let Some(pooling) = pooling {
+            config.pooling = pooling;
+        }
+    })
+}
+
+/// [`load_image_tower`], with `adjust` changing the config read from the folder before the model is built.
+pub fn load_image_tower_with<B: Backend>(
+    source: &TowerSource,
+    allow_partial: bool,
+    device: &B::Device,
+    adjust: impl FnOnce(&mut VitConfig),
+) -> Result<ImageTower<B>> {
     let (mut config, layout, mean, std) = image_config(source)?;
     let file = weights_file(source.dir())?;
     let tensors = read_tensors(&file).with_context(|| format!("loading the image tower {}", source.dir().display()))?;
@@ -292,18 +320,17 @@ pub fn load_image_tower<B: Backend>(source: &TowerSource, pooling: Option<Poolin
     if layout == Layout::ClipVision && !tensors.contains_key("visual_projection.weight") {
         config.projection_dim = None;
     }
-    if let Some(pooling) = pooling {
-        config.pooling = pooling;
-    }
+    adjust(&mut config);
     if config.pooling == Pooling::Pooler && !config.add_pooling_layer && !config.norm_pooled_only {
-        bail!("{}: --pooling pooler, but this image tower has no pooler", file.display());
+        bail!("{}: pooling = pooler, but this image tower has no pooler", file.display());
     }
     let (model, report) = apply_tensors(config.init::<B>(device), tensors, &KeyMap::new(layout), &file, allow_partial)?;
     Ok(ImageTower { model, config, report, mean, std })
 }
 
-/// A dual encoder whose towers come from pretrained folders (the config's `image_tower` /
-/// `text_tower` as `hf:DIR` or `timm:NAME@DIR`); the projections and temperature start fresh.
+/// A dual encoder whose towers both come from pretrained folders; the projections and the
+/// temperature start fresh. Training builds its model in `train::init`, which also mixes
+/// pretrained and from-scratch towers.
 pub fn pretrained_dual_encoder<B: Backend>(
     image: &TowerSource,
     text: &TowerSource,
@@ -318,7 +345,6 @@ pub fn pretrained_dual_encoder<B: Backend>(
     let vision = load_image_tower::<B>(image, None, allow_partial, device)?;
     let words = load_text_tower::<B>(text.dir(), None, max_length, allow_partial, device)?;
     let config = crate::model::DualEncoderConfig::new(vision.config.clone(), words.config.clone(), projection_dim);
-    let fresh = config.init::<B>(device);
-    let model = crate::model::DualEncoder { vision_model: vision.model, text_model: words.model, ..fresh };
+    let model = config.with_towers(vision.model, words.model, device);
     Ok((model, config, words.tokenizer, [vision.report, words.report]))
 }

@@ -1,0 +1,79 @@
+//! How a fresh run's model starts: each tower pretrained (the config's `image_tower` /
+//! `text_tower`) or the preset's from scratch, then fresh projections and temperature.
+
+use anyhow::Result;
+use burn::prelude::*;
+
+use super::TrainConfig;
+use crate::data::ImageNormalization;
+use crate::model::{DualEncoder, DualEncoderConfig};
+use crate::text::CaptionTokenizer;
+use crate::weights::towers::{load_image_tower_with, load_text_tower_with};
+use crate::weights::LoadReport;
+
+/// A new model with what the run directory must record to use it again.
+pub struct InitialModel<B: Backend> {
+    pub model: DualEncoder<B>,
+    pub config: DualEncoderConfig,
+    pub tokenizer: CaptionTokenizer,
+    /// The pixel normalisation: the config's, else the pretrained image tower's, else ImageNet's.
+    pub normalization: ImageNormalization,
+    /// The side of the images fed to the model.
+    pub image_size: u32,
+    /// One load report per pretrained tower.
+    pub reports: Vec<LoadReport>,
+}
+
+/// Builds the model of a fresh run. A from-scratch text tower gets a WordPiece vocabulary trained
+/// on `captions`; a pretrained one brings its own tokenizer.
+pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
+    config: &TrainConfig,
+    captions: impl Iterator<Item = S> + Send,
+    device: &B::Device,
+) -> Result<InitialModel<B>> {
+    let m = &config.model;
+    let (image_source, text_source) = m.tower_sources()?;
+    let mut reports = Vec::new();
+
+    let (text_model, text_config, tokenizer) = match &text_source {
+        None => {
+            let tokenizer = CaptionTokenizer::train(captions, config.tokenizer.vocab_size, config.tokenizer.max_length)?;
+            let text_config = config.model_config(tokenizer.vocab_size())?.text;
+            (text_config.init::<B>(device), text_config, tokenizer)
+        }
+        Some(source) => {
+            let tower = load_text_tower_with::<B>(source.dir(), config.tokenizer.max_length, m.allow_partial, device, |c| {
+                c.pooling = m.text_pooling;
+                c.hidden_dropout_prob = m.dropout;
+            })?;
+            reports.push(tower.report);
+            (tower.model, tower.config, tower.tokenizer)
+        }
+    };
+
+    // The preset's text config only fixes the vocabulary, which the image tower ignores.
+    let preset = config.model_config(tokenizer.vocab_size())?;
+    let (vision_model, vision_config, normalization, image_size) = match &image_source {
+        None => {
+            let size = config.preset_image_size();
+            (preset.vision.init::<B>(device), preset.vision.clone(), m.normalization.unwrap_or_default(), size)
+        }
+        Some(source) => {
+            let tower = load_image_tower_with::<B>(source, m.allow_partial, device, |c| {
+                c.pooling = m.image_pooling;
+                c.hidden_dropout_prob = m.dropout;
+            })?;
+            reports.push(tower.report);
+            let normalization = m.normalization.unwrap_or(ImageNormalization { mean: tower.mean, std: tower.std });
+            let size = if m.image_size > 0 { m.image_size } else { tower.config.image_size as u32 };
+            (tower.model, tower.config, normalization, size)
+        }
+    };
+    if image_size as usize % vision_config.patch_size != 0 {
+        anyhow::bail!("model.image_size = {image_size} is not a multiple of the image tower's patch size {}", vision_config.patch_size);
+    }
+
+    let dual = DualEncoderConfig { vision: vision_config, text: text_config, ..preset };
+    let model = dual.with_towers(vision_model, text_model, device);
+    Ok(InitialModel { model, config: dual, tokenizer, normalization, image_size, reports })
+}
