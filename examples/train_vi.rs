@@ -12,7 +12,7 @@ use clap::Parser;
 use otclip::data::Split;
 use otclip::eval::{comparison_table, EvalReport};
 use otclip::train::{TrainConfig, TrainOptions};
-use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TrainTask, SYNTHETIC_VI_CONFIG};
+use otclip::{DeviceSpec, EvalTask, TrainTask, SYNTHETIC_VI_CONFIG};
 
 #[derive(Parser)]
 #[command(about = "Train and evaluate otclip on the built-in Vietnamese synthetic dataset")]
@@ -52,11 +52,11 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
     let resume = out.join("checkpoints").exists();
     eprintln!("{} on {} → {}", config.loss.objective.name(), args.device, out.display());
     let options = TrainOptions { resume, ..Default::default() };
-    let summary = dispatch(args.device, TrainTask { config, run_dir: out.to_path_buf(), options })?;
+    let summary = TrainTask { config, run_dir: out.to_path_buf(), options }.run_on(args.device)?;
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
 
     let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };
-    let report = dispatch_inference(args.device, false, task)?;
+    let report = task.run_on(args.device)?;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     Ok(report)
 }

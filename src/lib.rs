@@ -115,6 +115,46 @@ impl BackendTask for TrainTask {
     }
 }
 
+// Non-generic entry points. Each one instantiates the generic code for every compiled-in backend
+// here, once; the binary, the examples and the tests call them (or reuse these instances through
+// shared generics) instead of compiling the training loop and the towers again each.
+impl TrainTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<train::TrainSummary> {
+        dispatch(spec, self)
+    }
+}
+
+impl EvalTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<EvalReport> {
+        dispatch_inference(spec, false, self)
+    }
+}
+
+impl TeacherTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<usize> {
+        dispatch_inference(spec, false, self)
+    }
+}
+
+impl ot::SolveTask {
+    /// `f64`: double precision on ndarray.
+    pub fn run_on(self, spec: DeviceSpec, f64: bool) -> Result<ot::SolveSummary> {
+        dispatch_inference(spec, f64, self)
+    }
+}
+
+impl weights::embed::EmbedTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<weights::embed::EmbedSummary> {
+        dispatch_inference(spec, false, self)
+    }
+}
+
+impl weights::export::ExportTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<usize> {
+        dispatch_inference(spec, false, self)
+    }
+}
+
 /// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
 pub const SYNTHETIC_VI_CONFIG: &str = include_str!("../configs/synthetic_vi.toml");
 

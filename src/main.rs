@@ -9,7 +9,7 @@ use otclip::data::{DatasetSpec, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::ot::SolveTask;
 use otclip::train::{TrainConfig, TrainOptions};
-use otclip::{dispatch, dispatch_inference, DeviceSpec, EvalTask, TeacherTask, TrainTask};
+use otclip::{DeviceSpec, EvalTask, TeacherTask, TrainTask};
 
 #[derive(Parser)]
 #[command(name = "otclip", version, about = "CLIP-style image–text retrieval with optimal transport, on burn")]
@@ -200,7 +200,7 @@ fn main() -> Result<()> {
             let run_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(stem));
             eprintln!("training on {} into {}", cli.device, run_dir.display());
             let options = TrainOptions { resume, ..Default::default() };
-            let summary = dispatch(cli.device, TrainTask { config: parsed, run_dir, options })?;
+            let summary = TrainTask { config: parsed, run_dir, options }.run_on(cli.device)?;
             println!(
                 "trained {} epochs ({} steps) in {:.0}s; loss {:.4} → {:.4}; best epoch {}",
                 summary.epochs, summary.steps, summary.seconds, summary.first_loss, summary.last_loss, summary.best_epoch
@@ -210,7 +210,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Eval { run, split, checkpoint, json, data } => {
-            let report = dispatch_inference(cli.device, false, EvalTask { run_dir: run.clone(), checkpoint, split, data })?;
+            let report = EvalTask { run_dir: run.clone(), checkpoint, split, data }.run_on(cli.device)?;
             let value = report.to_json();
             let path = run.join("results.json");
             std::fs::write(&path, serde_json::to_string_pretty(&value)?).with_context(|| format!("cannot write {}", path.display()))?;
@@ -232,11 +232,11 @@ fn main() -> Result<()> {
                     Solver::Fused => SolverPath::Fused,
                     Solver::Reference => SolverPath::Reference,
                 });
-            let summary = dispatch_inference(cli.device, !f32, SolveTask { cost, a, b, config, out })?;
+            let summary = SolveTask { cost, a, b, config, out }.run_on(cli.device, !f32)?;
             println!("{}", serde_json::to_string(&summary)?);
         }
         Command::Teacher { run, split, checkpoint, out } => {
-            let images = dispatch_inference(cli.device, false, TeacherTask { run_dir: run, checkpoint, split, out: out.clone() })?;
+            let images = TeacherTask { run_dir: run, checkpoint, split, out: out.clone() }.run_on(cli.device)?;
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Data { command } => data_command(command)?,
@@ -252,12 +252,12 @@ fn main() -> Result<()> {
             };
             let tower = tower.with_arch(arch.as_deref())?;
             let task = EmbedTask { tower, input, pooling, project, batch_size, max_length, allow_partial, out: out.clone() };
-            let summary = dispatch_inference(cli.device, false, task)?;
+            let summary = task.run_on(cli.device)?;
             println!("wrote {} × {} embeddings to {}", summary.rows, summary.dim, out.display());
         }
         Command::Export { run, checkpoint, out } => {
             let task = otclip::weights::export::ExportTask { run_dir: run, checkpoint, out: out.clone() };
-            let tensors = dispatch_inference(cli.device, false, task)?;
+            let tensors = task.run_on(cli.device)?;
             println!("wrote {tensors} tensors to {}", out.join("model.safetensors").display());
         }
         Command::Devices => println!("{}", compiled_backends().join("\n")),

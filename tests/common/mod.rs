@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: fixture paths, `.npy` matrices, error measures.
 #![allow(dead_code)]
 
+pub mod pot;
+
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;

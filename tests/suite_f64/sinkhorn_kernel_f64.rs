@@ -2,10 +2,10 @@
 //! agree to rounding (this catches an algorithmic slip that f32 noise could hide), the early
 //! stop, and `otclip ot solve` through both paths.
 
-mod common;
+use crate::common;
 
 use burn::backend::{Autodiff, NdArray};
-use common::{max_rel_diff, sinkhorn_config as config, sinkhorn_plan_and_grad as plan_and_grad, sinkhorn_problem as problem};
+use crate::common::{max_rel_diff, sinkhorn_config as config, sinkhorn_plan_and_grad as plan_and_grad, sinkhorn_problem as problem};
 use otclip::loss::{solve, GradMode, SinkhornConfig, SolverPath};
 
 /// In f64 the two paths agree to rounding: this catches an algorithmic slip that f32 noise
@@ -43,3 +43,32 @@ fn early_stop_matches_reference() {
     assert!(max_rel_diff(&common::to_f64(fused.plan), &common::to_f64(reference.plan)) < 1e-10);
 }
 
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::*;
+    use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+
+    /// The CubeCL backend without burn's fusion wrapper.
+    type Cube = CubeBackend<WgpuRuntime, f32, i32, u32>;
+
+    /// The bare CubeCL backend, rectangular and batched, against the same solve on ndarray.
+    #[test]
+    fn wgpu_cube_backend_rectangular_batch() {
+        if !common::wgpu_available("the bare CubeCL Sinkhorn kernel") {
+            return;
+        }
+        let device = WgpuDevice::DefaultDevice;
+        let shape = [3, 37, 530];
+        let (cost, weights) = problem(3, 37, 530, 21);
+        for tau in [Some(0.5), None] {
+            let fused = config(0.05, tau, 100, GradMode::Implicit, SolverPath::Fused);
+            let reference = config(0.05, tau, 100, GradMode::Unroll, SolverPath::Reference);
+            let (plan, grad) = plan_and_grad::<Autodiff<Cube>>(&cost, &weights, shape, &fused, &device);
+            let (reference_plan, reference_grad) = plan_and_grad::<Autodiff<NdArray<f64>>>(&cost, &weights, shape, &reference, &Default::default());
+            let plan_error = max_rel_diff(&plan, &reference_plan);
+            let grad_error = max_rel_diff(&grad, &reference_grad);
+            assert!(plan_error <= 1e-4, "tau={tau:?}: plan differs by {plan_error:e}");
+            assert!(grad_error <= 1e-3, "tau={tau:?}: gradient differs by {grad_error:e}");
+        }
+    }
+}

@@ -1,13 +1,13 @@
 //! The teacher file format round trip and its errors, and `otclip ot solve` against POT.
 
-mod common;
+use crate::common;
 
-use common::{fixture, max_rel_diff, read_json};
+use crate::common::{fixture, max_rel_diff, read_json};
 use otclip::data::synthetic::{generate, SyntheticConfig};
 use otclip::data::{teacher, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::ot::SolveTask;
-use otclip::{dispatch_inference, DeviceSpec};
+use otclip::DeviceSpec;
 
 #[test]
 fn teacher_files_round_trip_and_name_their_problems() {
@@ -57,7 +57,7 @@ fn ot_solve_writes_the_scaled_pot_plan() {
     for solver in [SolverPath::Fused, SolverPath::Reference] {
         let config = SinkhornConfig::new().with_eps(0.05).with_tau(Some(0.5)).with_iters(200).with_grad(GradMode::Detach).with_solver(solver);
         let task = SolveTask { cost: cost_path.clone(), a: None, b: None, config, out: out.clone() };
-        let summary = dispatch_inference(DeviceSpec::NdArray, true, task).unwrap();
+        let summary = task.run_on(DeviceSpec::NdArray, true).unwrap();
         assert_eq!((summary.n, summary.m, summary.iterations, summary.solver), (64, 64, 200, solver));
         let plan = otclip::npy::read_matrix(&out).unwrap();
         let reference: Vec<f64> = otclip::npy::read_matrix(&file("plan")).unwrap().data.iter().map(|v| v * n as f64).collect();
@@ -72,6 +72,6 @@ fn ot_solve_writes_the_scaled_pot_plan() {
     let bad = tmp.path().join("a.npy");
     otclip::npy::write_f64(&bad, &[3], &[0.2, 0.3, 0.5]).unwrap();
     let task = SolveTask { cost: cost_path, a: Some(bad), b: None, config: SinkhornConfig::new(), out };
-    let err = dispatch_inference(DeviceSpec::NdArray, true, task).unwrap_err().to_string();
+    let err = task.run_on(DeviceSpec::NdArray, true).unwrap_err().to_string();
     assert!(err.contains("a.npy") && err.contains("length 64"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! PhoBERT's fastBPE tokenizer against the reference algorithm, loading errors, and the exact
 //! export → load round trip of a dual encoder.
 
-mod common;
+use crate::common;
 
 use burn::backend::NdArray;
 use burn::module::Module;
@@ -208,7 +208,7 @@ fn training_starts_from_pretrained_towers() {
 
     let out = tmp.path().join("export");
     let task = otclip::weights::export::ExportTask { run_dir: run_dir.clone(), checkpoint: "last".into(), out: out.clone() };
-    otclip::InferenceTask::run::<B>(task, device).unwrap();
+    task.run_on(otclip::DeviceSpec::NdArray).unwrap();
     let exported = CaptionTokenizer::from_dir(&out, 512).unwrap();
     assert_eq!(exported.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the exported tokenizer");
     let preprocessor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("preprocessor_config.json")).unwrap()).unwrap();
@@ -224,7 +224,7 @@ fn training_starts_from_pretrained_towers() {
 #[test]
 fn the_viclip_ot_config_builds_its_pretrained_model() {
     use otclip::train::{initial_model, TrainConfig};
-    let text = include_str!("../configs/viclip_ot_uit.toml");
+    let text = include_str!("../../configs/viclip_ot_uit.toml");
     let error = TrainConfig::parse(text, "viclip_ot_uit.toml", &[]).unwrap_err();
     let message = format!("{error:#}");
     assert!(message.contains("model.image_tower") && message.contains("towers/dinov3-vitb16"), "{message}");

@@ -2,7 +2,7 @@
 //! DINOv2 (transformers) and DINOv3 ViT (timm) with every weight perturbed, made by
 //! tools/gen_encoder_fixtures.py. Max abs diff ≤ 1e-4 on ndarray and on wgpu.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,11 +2,9 @@
 //! `envelope` against the OT value's gradient, `detach` gives none, and how far `envelope` is
 //! from `unroll` on the SIGROT loss.
 
-mod common;
-
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
-use common::{max_rel_diff, to_f64};
+use crate::common::{max_rel_diff, to_f64};
 use otclip::loss::{sigrot_loss, sinkhorn, teacher_graph, GradMode, SinkhornConfig};
 
 type B = Autodiff<NdArray<f64>>;

@@ -1,10 +1,8 @@
 //! CLIP, SigLIP, SIGROT and UOT values against NumPy/POT values from tools/gen_sinkhorn_fixtures.py.
 
-mod common;
-
 use burn::backend::NdArray;
 use burn::prelude::*;
-use common::{flat, matrix, max_rel_diff, read_json, to_f64};
+use crate::common::{flat, matrix, max_rel_diff, read_json, to_f64};
 use otclip::loss::{
     clip_loss, objective_loss, scaled_plan, siglip_loss, sigrot_loss, teacher_graph, uot_loss, GradMode, Kappa,
     LossConfig, LossInputs, Objective, SinkhornConfig, SolverPath,

@@ -2,7 +2,7 @@
 //! tools/gen_dataset_fixtures.py): exact counts, exact skip reasons, and the errors for
 //! malformed annotation files.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

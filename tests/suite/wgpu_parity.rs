@@ -2,7 +2,7 @@
 //! Without a Vulkan adapter the test says so; with OTCLIP_REQUIRE_WGPU=1 (CI) that is a failure.
 #![cfg(feature = "wgpu")]
 
-mod common;
+use crate::common;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::NdArray;

@@ -2,7 +2,7 @@
 //! tools/gen_transform_fixtures.py), invariants of the training augmentations, the prefetching
 //! loader, and a run that trains and evaluates on a dataset spec end to end.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
