@@ -103,14 +103,19 @@ pub struct ModelSection {
 }
 
 impl ModelSection {
-    /// The pretrained towers named by `image_tower` and `text_tower`.
+    /// The pretrained towers named by `image_tower` and `text_tower`. Only a fresh run reads
+    /// them: resuming, evaluating and exporting use what the run directory recorded.
     pub fn tower_sources(&self) -> Result<(Option<TowerSource>, Option<TowerSource>)> {
+        self.parse_tower_sources(true)
+    }
+
+    fn parse_tower_sources(&self, must_exist: bool) -> Result<(Option<TowerSource>, Option<TowerSource>)> {
         let parse = |key: &str, value: &str| -> Result<Option<TowerSource>> {
             if value.is_empty() {
                 return Ok(None);
             }
             let source: TowerSource = value.parse().with_context(|| format!("model.{key}"))?;
-            if !source.dir().is_dir() {
+            if must_exist && !source.dir().is_dir() {
                 bail!("model.{key} = `{value}`: {} is not a folder", source.dir().display());
             }
             Ok(Some(source))
@@ -174,7 +179,7 @@ impl TrainConfig {
         if !["none", "viclip-ot", "lowclip"].contains(&self.data.augment.as_str()) {
             bail!("data.augment = `{}`: expected none, viclip-ot or lowclip", self.data.augment);
         }
-        self.model.tower_sources()?;
+        self.model.parse_tower_sources(false)?;
         if self.optim.batch_size < 2 {
             bail!("optim.batch_size must be at least 2 for a contrastive loss");
         }

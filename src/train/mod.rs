@@ -102,6 +102,17 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
     let started = Instant::now();
     let run = RunDir::create(run_dir)?;
     B::seed(device, config.seed);
+    let resume_from = if options.resume { run.find_checkpoint("last") } else { None };
+    if !options.resume && run.find_checkpoint("last").is_some() {
+        anyhow::bail!(
+            "{} already holds a trained run; pass --resume to continue it, or choose another --out",
+            run_dir.display()
+        );
+    }
+    if resume_from.is_none() {
+        // Before the dataset loads: a fresh run reads the tower folders.
+        config.model.tower_sources()?;
+    }
 
     let mut train_set = match config.data.dataset.as_str() {
         "synthetic" => synthetic::generate(&config.synthetic(), Split::Train)?.dataset,
@@ -113,13 +124,6 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
     let train_set = std::sync::Arc::new(train_set);
     let val_set = load_split(config, Split::Val)?;
 
-    let resume_from = if options.resume { run.find_checkpoint("last") } else { None };
-    if !options.resume && run.find_checkpoint("last").is_some() {
-        anyhow::bail!(
-            "{} already holds a trained run; pass --resume to continue it, or choose another --out",
-            run_dir.display()
-        );
-    }
     let (mut model, batcher): (DualEncoder<B>, Batcher) = match &resume_from {
         Some(_) => {
             let saved = TrainConfig::load(&run.path("config.toml"), &[])?;

@@ -8,6 +8,8 @@ use burn::prelude::*;
 use npyz::WriterBuilder;
 
 use super::towers::{load_image_tower, load_text_tower, TowerSource};
+use crate::data::transform::EvalTransform;
+use crate::data::ImageNormalization;
 use crate::model::{Pooling, TextBatch};
 use crate::InferenceTask;
 
@@ -126,24 +128,12 @@ fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
-/// Resizes the shorter side to `size`, crops the centre, scales to [0, 1] and normalises: CHW.
+/// Resizes the shorter side to `size` (Pillow's bicubic), crops the centre and normalises: CHW,
+/// as HF's CLIP image processor does.
 fn preprocess(path: &Path, size: usize, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>> {
     let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
-    let (w, h) = image.dimensions();
-    let scale = size as f64 / w.min(h) as f64;
-    let (nw, nh) = (((w as f64 * scale).round() as u32).max(size as u32), ((h as f64 * scale).round() as u32).max(size as u32));
-    let resized = image::imageops::resize(&image, nw, nh, image::imageops::FilterType::CatmullRom);
-    let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
-    let mut out = vec![0f32; 3 * size * size];
-    for y in 0..size {
-        for x in 0..size {
-            let p = resized.get_pixel(x0 + x as u32, y0 + y as u32);
-            for c in 0..3 {
-                out[c * size * size + y * size + x] = (p[c] as f32 / 255.0 - mean[c]) / std[c];
-            }
-        }
-    }
-    Ok(out)
+    let size = size as u32;
+    EvalTransform { resize: size, crop: size }.apply(&image, &ImageNormalization { mean, std })
 }
 
 /// Writes a C-ordered f32 array.

@@ -149,7 +149,16 @@ fn training_starts_from_pretrained_towers() {
     use otclip::train::{load_run, train, TrainConfig, TrainOptions};
 
     let device = Default::default();
-    let (clip, xlmr) = (common::fixture("towers/clip_vision"), common::fixture("towers/xlmr"));
+    // Copies of the towers, removed after training: resume, eval and export must not need them.
+    let towers = tempfile::tempdir().unwrap();
+    let (clip, xlmr) = (towers.path().join("clip_vision"), towers.path().join("xlmr"));
+    for (dir, name) in [(&clip, "clip_vision"), (&xlmr, "xlmr")] {
+        std::fs::create_dir(dir).unwrap();
+        for file in std::fs::read_dir(common::fixture(&format!("towers/{name}"))).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.join(file.file_name().unwrap())).unwrap();
+        }
+    }
     let text = otclip::SYNTHETIC_VI_CONFIG.replace("normalization = { mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225] }\n", "");
     assert_ne!(text, otclip::SYNTHETIC_VI_CONFIG, "the normalization line was removed");
     let mut overrides: Vec<String> = [
@@ -177,12 +186,17 @@ fn training_starts_from_pretrained_towers() {
     let summary = train::<Autodiff<B>>(&config, &run_dir, &device, &quiet).unwrap();
     assert_eq!(summary.steps, 2);
 
-    let run = load_run::<B>(&run_dir, "last", &device).unwrap();
     let tower = load_image_tower::<B>(&TowerSource::Hf(clip.clone()), None, false, &device).unwrap();
+    let own = CaptionTokenizer::from_dir(&xlmr, 512).unwrap();
+    let reference = |dir: &std::path::Path| otclip::weights::read_tensors(&dir.join("reference.safetensors")).unwrap();
+    let (text_reference, image_reference) = (reference(&xlmr), reference(&clip));
+    drop(towers);
+    assert!(!clip.exists());
+
+    let run = load_run::<B>(&run_dir, "last", &device).unwrap();
     assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.mean, tower.std), "the tower's normalisation");
     assert_eq!(run.batcher.image_size, 32, "the tower's image size, not data.synthetic.image_size");
     let captions = ["hai con chó chạy trên bãi biển", "a red bicycle"];
-    let own = CaptionTokenizer::from_dir(&xlmr, 512).unwrap();
     assert_eq!(run.batcher.tokenizer.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the tower's tokenizer");
 
     let diff = |ours: Tensor<B, 2>, reference: &TensorData| {
@@ -190,11 +204,11 @@ fn training_starts_from_pretrained_towers() {
         let b = reference.clone().into_vec::<f32>().unwrap();
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
     };
-    let r = otclip::weights::read_tensors(&xlmr.join("reference.safetensors")).unwrap();
+    let r = text_reference;
     let ints = |d: &TensorData| Tensor::<B, 2, Int>::from_data(d.clone().convert::<i64>(), &device);
     let batch = otclip::model::TextBatch { input_ids: ints(&r["input_ids"]), attention_mask: ints(&r["attention_mask"]) };
     let text_diff = diff(run.model.text_model.embed(&batch), &r["mean_pooled"]);
-    let r = otclip::weights::read_tensors(&clip.join("reference.safetensors")).unwrap();
+    let r = image_reference;
     let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
     let image_diff = diff(run.model.vision_model.embed(pixels), &r["pooler_output"]);
     assert!(text_diff <= 1e-4 && image_diff <= 1e-4, "pretrained weights lost: text {text_diff:e}, image {image_diff:e}");
@@ -216,7 +230,10 @@ fn training_starts_from_pretrained_towers() {
     let (model, _, report) = load_exported::<B>(&out, &device).unwrap();
     assert!(report.missing.is_empty() && report.unused.is_empty(), "{report}");
     let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
-    assert_eq!(diff(model.vision_model.embed(pixels), &r["pooler_output"]) <= 1e-4, true, "the exported image tower");
+    let exported_diff = diff(model.vision_model.embed(pixels), &r["pooler_output"]);
+    assert!(exported_diff <= 1e-4, "the exported image tower differs by {exported_diff:e}");
+    let report = otclip::evaluate_run::<B>(&run_dir, "last", otclip::data::Split::Test, None, &device).unwrap();
+    assert_eq!((report.metrics.images, report.metrics.captions), (8, 40), "eval on the test split without the towers");
 }
 
 /// `configs/viclip_ot_uit.toml` names its towers; as shipped the folders are missing here, and the
@@ -225,8 +242,8 @@ fn training_starts_from_pretrained_towers() {
 fn the_viclip_ot_config_builds_its_pretrained_model() {
     use otclip::train::{initial_model, TrainConfig};
     let text = include_str!("../../configs/viclip_ot_uit.toml");
-    let error = TrainConfig::parse(text, "viclip_ot_uit.toml", &[]).unwrap_err();
-    let message = format!("{error:#}");
+    let shipped = TrainConfig::parse(text, "viclip_ot_uit.toml", &[]).unwrap();
+    let message = format!("{:#}", shipped.model.tower_sources().unwrap_err());
     assert!(message.contains("model.image_tower") && message.contains("towers/dinov3-vitb16"), "{message}");
     let overrides = [
         format!("model.image_tower=timm:vit_base_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()),
@@ -244,4 +261,60 @@ fn the_viclip_ot_config_builds_its_pretrained_model() {
     assert!(init.reports.iter().all(|r| r.missing.is_empty()), "{:?}", init.reports);
     let images = init.model.encode_image(burn::tensor::Tensor::<B, 4>::zeros([1, 3, 224, 224], &Default::default()));
     assert_eq!(images.dims(), [1, 16]);
+}
+
+fn otclip(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();
+    assert!(out.status.success(), "otclip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
+/// The `otclip embed` command: texts through XLM-R and preprocessed pixels through CLIP vision with
+/// its projection give the transformers reference outputs; an image folder gives what the
+/// library's evaluation transform and the tower give.
+#[test]
+fn embed_command_writes_the_reference_embeddings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let read = |name: &str| otclip::npy::read(&tmp.path().join(name)).unwrap();
+
+    std::fs::write(tmp.path().join("texts.txt"), "a red bicycle in the park\nhai con chó chạy trên bãi biển xanh\n").unwrap();
+    let xlmr = common::fixture("towers/xlmr").display().to_string();
+    let stdout = otclip(&["embed", "--text-tower", &xlmr, "--texts", &path("texts.txt"), "--pooling", "mean", "--out", &path("t.npy")]);
+    assert!(stdout.contains("2 × 32"), "{stdout}");
+    let ours: Vec<f32> = read("t.npy").data.iter().map(|&v| v as f32).collect();
+    let r = otclip::weights::read_tensors(&common::fixture("towers/xlmr/reference.safetensors")).unwrap();
+    let diff = max_abs(&ours, &r["mean_pooled"].clone().into_vec::<f32>().unwrap());
+    assert!(diff <= 1e-4, "embed --texts differs from transformers by {diff:e}");
+
+    let clip = common::fixture("towers/clip_vision");
+    let r = otclip::weights::read_tensors(&clip.join("reference.safetensors")).unwrap();
+    let pixels: Vec<f64> = r["pixel_values"].clone().into_vec::<f32>().unwrap().iter().map(|&v| v as f64).collect();
+    otclip::npy::write_f64(&tmp.path().join("px.npy"), &[2, 3, 32, 32], &pixels).unwrap();
+    let clip_arg = clip.display().to_string();
+    otclip(&["embed", "--image-tower", &clip_arg, "--pixel-values", &path("px.npy"), "--pooling", "pooler", "--project", "--out", &path("i.npy")]);
+    let ours: Vec<f32> = read("i.npy").data.iter().map(|&v| v as f32).collect();
+    assert_eq!(read("i.npy").shape, vec![2, 16]);
+    let diff = max_abs(&ours, &r["image_embeds"].clone().into_vec::<f32>().unwrap());
+    assert!(diff <= 1e-4, "embed --pixel-values --project differs from transformers by {diff:e}");
+
+    // An image folder: a 40×56 gradient, resized and cropped to the tower's 32 px.
+    std::fs::create_dir(tmp.path().join("photos")).unwrap();
+    let image = image::RgbImage::from_fn(40, 56, |x, y| image::Rgb([(x * 6) as u8, (y * 4) as u8, ((x + y) * 2) as u8]));
+    image.save(tmp.path().join("photos/a.png")).unwrap();
+    otclip(&["embed", "--image-tower", &clip_arg, "--images", &path("photos"), "--pooling", "pooler", "--out", &path("f.npy")]);
+    let ours: Vec<f32> = read("f.npy").data.iter().map(|&v| v as f32).collect();
+    let device = Default::default();
+    let tower = load_image_tower::<B>(&TowerSource::Hf(clip), Some(otclip::model::Pooling::Pooler), false, &device).unwrap();
+    let norm = otclip::data::ImageNormalization { mean: tower.mean, std: tower.std };
+    let chw = otclip::data::transform::EvalTransform { resize: 32, crop: 32 }.apply(&image, &norm).unwrap();
+    let x = burn::tensor::Tensor::<B, 1>::from_floats(chw.as_slice(), &device).reshape([1, 3, 32, 32]);
+    let expected = tower.model.embed(x).into_data().into_vec::<f32>().unwrap();
+    let diff = max_abs(&ours, &expected);
+    assert!(diff <= 1e-5, "embed --images differs from the library path by {diff:e}");
 }
