@@ -11,6 +11,12 @@ pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
 }
 
+/// Runs the `otclip` binary: success, stdout, stderr.
+pub fn otclip(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 pub fn read_json(path: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(fixture(path)).unwrap_or_else(|e| panic!("cannot read fixture {path}: {e}"));
     serde_json::from_str(&text).unwrap()

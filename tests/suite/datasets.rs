@@ -2,11 +2,11 @@
 //! tools/gen_dataset_fixtures.py): exact counts, exact skip reasons, and the errors for
 //! malformed annotation files.
 
-use crate::common;
-
 use std::collections::BTreeMap;
 
 use otclip::data::{DatasetSpec, ImageTextDataset, SkipReason};
+
+use crate::common::{self, otclip};
 
 fn spec(format: &str, path: &str, query: &str) -> DatasetSpec {
     let path = common::fixture(&format!("datasets/{path}"));
@@ -225,10 +225,6 @@ fn malformed_annotations_name_file_place_and_expectation() {
     assert!(err.contains("pairs.jsonl:2") && err.contains("`caption`"), "{err}");
 }
 
-fn otclip(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 #[test]
 fn data_check_prints_counts_and_json() {

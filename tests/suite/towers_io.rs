@@ -264,9 +264,9 @@ fn the_viclip_ot_config_builds_its_pretrained_model() {
 }
 
 fn otclip(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();
-    assert!(out.status.success(), "otclip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (ok, stdout, stderr) = common::otclip(args);
+    assert!(ok, "otclip {args:?}: {stderr}");
+    stdout
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
