@@ -42,6 +42,15 @@ pub fn read_matrix(path: &Path) -> Result<NpyArray> {
 
 /// Writes a C-ordered f64 array.
 pub fn write_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    write(path, shape, data)
+}
+
+/// Writes a C-ordered f32 array.
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write(path, shape, data)
+}
+
+fn write<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
     let mut file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut file).begin_nd()?;

@@ -39,6 +39,19 @@ fn unknown_ids_path(tokenizer_json: &Path) -> std::path::PathBuf {
     tokenizer_json.with_extension("unknown.json")
 }
 
+/// BERT's `[CLS] $A [SEP]` post-processor, with the ids of `vocabulary` (named in the error).
+fn add_cls_sep(tokenizer: &mut Tokenizer, vocabulary: &str) -> Result<()> {
+    let id = |token: &str| tokenizer.token_to_id(token).ok_or_else(|| anyhow!("{vocabulary} lacks {token}"));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    let template = TemplateProcessing::builder()
+        .try_single("[CLS] $A [SEP]")
+        .map_err(|e| anyhow!("{e}"))?
+        .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
+        .build()?;
+    tokenizer.with_post_processor(Some(template));
+    Ok(())
+}
+
 /// A `tokenizers` tokenizer plus the padding id and maximum length the towers need.
 #[derive(Clone)]
 pub struct CaptionTokenizer {
@@ -66,14 +79,7 @@ impl CaptionTokenizer {
             .build()
             .into();
         tokenizer.train(&mut trainer, captions).map_err(|e| anyhow!("training the tokenizer failed: {e}"))?;
-        let id = |token: &str| tokenizer.token_to_id(token).ok_or_else(|| anyhow!("trained vocabulary lacks {token}"));
-        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-        let template = TemplateProcessing::builder()
-            .try_single("[CLS] $A [SEP]")
-            .map_err(|e| anyhow!("{e}"))?
-            .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
-            .build()?;
-        tokenizer.with_post_processor(Some(template));
+        add_cls_sep(&mut tokenizer, "trained vocabulary")?;
         Self::wrap(tokenizer, max_length)
     }
 
@@ -113,14 +119,7 @@ impl CaptionTokenizer {
             tokenizer.with_normalizer(Some(BertNormalizer::new(true, true, None, lower)));
             tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
             tokenizer.with_decoder(Some(WordPieceDecoder::default()));
-            let id = |t: &str| tokenizer.token_to_id(t).ok_or_else(|| anyhow!("{} lacks {t}", vocab.display()));
-            let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
-            let template = TemplateProcessing::builder()
-                .try_single("[CLS] $A [SEP]")
-                .map_err(|e| anyhow!("{e}"))?
-                .special_tokens(vec![("[CLS]", cls), ("[SEP]", sep)])
-                .build()?;
-            tokenizer.with_post_processor(Some(template));
+            add_cls_sep(&mut tokenizer, &vocab.display().to_string())?;
             Self::wrap(tokenizer, max_length)
         } else {
             bail!("{} has no tokenizer.json, vocab.txt + bpe.codes (PhoBERT) or vocab.txt", dir.display())

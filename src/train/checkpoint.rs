@@ -78,12 +78,17 @@ impl RunDir {
         tokenizer.save(&self.path("tokenizer.json"))
     }
 
-    /// The batcher the run was trained with: its tokenizer, and the image size and normalisation
-    /// that its `config.toml` records (older runs: the model's image size and ImageNet's statistics).
-    pub fn batcher(&self, config: &TrainConfig, model_config: &DualEncoderConfig) -> Result<Batcher> {
+    /// What `write_setup` wrote: the resolved config, the model config, and the batcher the run
+    /// was trained with (its tokenizer, and the image size and normalisation `config.toml`
+    /// records; older runs: the model's image size and ImageNet's statistics).
+    pub fn read_setup(&self) -> Result<(TrainConfig, DualEncoderConfig, Batcher)> {
+        let config = TrainConfig::load(&self.path("config.toml"), &[])?;
+        let model_config = DualEncoderConfig::load(self.path("model.json"))
+            .map_err(|e| anyhow!("cannot read {}: {e}", self.path("model.json").display()))?;
         let tokenizer = CaptionTokenizer::from_file(&self.path("tokenizer.json"), config.tokenizer.max_length)?;
         let image_size = if config.model.image_size > 0 { config.model.image_size } else { model_config.vision.image_size as u32 };
-        Ok(Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() })
+        let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };
+        Ok((config, model_config, batcher))
     }
 
     /// Writes checkpoint `name` (the model, the state, and whatever `extra` writes, such as the
@@ -143,10 +148,7 @@ pub struct LoadedRun<B: Backend> {
 /// Loads checkpoint `which` (`best` or `last`) of a run directory.
 pub fn load_run<B: Backend>(root: &Path, which: &str, device: &B::Device) -> Result<LoadedRun<B>> {
     let run = RunDir::open(root)?;
-    let config = TrainConfig::load(&run.path("config.toml"), &[])?;
-    let model_config = DualEncoderConfig::load(run.path("model.json"))
-        .map_err(|e| anyhow!("cannot read {}: {e}", run.path("model.json").display()))?;
-    let batcher = run.batcher(&config, &model_config)?;
+    let (config, model_config, batcher) = run.read_setup()?;
     let dir = run
         .find_checkpoint(which)
         .ok_or_else(|| anyhow!("run {} has no intact `{which}` checkpoint", root.display()))?;

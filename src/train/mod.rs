@@ -32,7 +32,7 @@ use crate::data::loader::{make_batches, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, DatasetSpec, PairIndex, Pairing, Split};
 use crate::eval::{embed_split, RetrievalMetrics};
 use crate::loss::{objective_loss, LossInputs};
-use crate::model::{DualEncoder, DualEncoderConfig};
+use crate::model::DualEncoder;
 
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
@@ -126,9 +126,7 @@ pub fn train<B: AutodiffBackend + otclip_kernels::SinkhornBackend>(config: &Trai
 
     let (mut model, batcher): (DualEncoder<B>, Batcher) = match &resume_from {
         Some(_) => {
-            let saved = TrainConfig::load(&run.path("config.toml"), &[])?;
-            let model_config = DualEncoderConfig::load(run.path("model.json")).map_err(|e| anyhow!("cannot read {}: {e}", run.path("model.json").display()))?;
-            let batcher = run.batcher(&saved, &model_config)?;
+            let (_, model_config, batcher) = run.read_setup()?;
             (model_config.init(device), batcher)
         }
         None => {

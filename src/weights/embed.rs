@@ -1,11 +1,9 @@
 //! `otclip embed`: one tower, texts or images in, an f32 `.npy` of shape [n, d] out.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
-use npyz::WriterBuilder;
 
 use super::towers::{load_image_tower, load_text_tower, TowerSource};
 use crate::data::transform::EvalTransform;
@@ -106,7 +104,7 @@ impl InferenceTask for EmbedTask {
             }
         }
         let dim = if count == 0 { 0 } else { rows.len() / count };
-        write_f32(&self.out, &[count, dim], &rows)?;
+        crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
         Ok(EmbedSummary { rows: count, dim })
     }
 }
@@ -134,14 +132,4 @@ fn preprocess(path: &Path, size: usize, mean: [f32; 3], std: [f32; 3]) -> Result
     let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let size = size as u32;
     EvalTransform { resize: size, crop: size }.apply(&image, &ImageNormalization { mean, std })
-}
-
-/// Writes a C-ordered f32 array.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    let mut file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
-    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(&mut file).begin_nd()?;
-    writer.extend(data.iter().copied())?;
-    writer.finish()?;
-    Ok(())
 }
