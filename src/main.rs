@@ -1,15 +1,23 @@
-//! The `otclip` command line. The device is resolved once, then everything runs generically.
+//! The `otclip` command line: parses the arguments into a task of `otclip::app` and prints its
+//! result. The device is resolved once, then everything runs generically.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use otclip::backend::compiled_backends;
+use otclip::app::data_dedup::DedupTask;
+use otclip::app::embed::{EmbedInput, EmbedTask};
+use otclip::app::eval::EvalTask;
+use otclip::app::export::ExportTask;
+use otclip::app::ot_solve::SolveTask;
+use otclip::app::teacher::TeacherTask;
+use otclip::app::train::TrainTask;
+use otclip::app::data_check;
+use otclip::backend::{compiled_backends, DeviceSpec};
 use otclip::data::{DatasetSpec, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
-use otclip::ot::SolveTask;
 use otclip::train::{TrainConfig, TrainOptions};
-use otclip::{DeviceSpec, EvalTask, TeacherTask, TrainTask};
+use otclip::weights::TowerSource;
 
 #[derive(Parser)]
 #[command(name = "otclip", version, about = "CLIP-style image–text retrieval with optimal transport, on burn")]
@@ -27,7 +35,8 @@ enum Command {
     Train {
         #[arg(long)]
         config: PathBuf,
-        /// Override a config key, e.g. `--set optim.epochs=2`. Repeatable.
+        /// Override a config key, e.g. `--set optim.epochs=2`. Repeatable. Setting `data.dataset`
+        /// replaces the built-in data.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// The run directory (default: runs/<config name>).
@@ -241,8 +250,6 @@ fn main() -> Result<()> {
         }
         Command::Data { command } => data_command(command)?,
         Command::Embed { text_tower, image_tower, arch, pooling, texts, images, pixel_values, project, batch_size, max_length, allow_partial, out } => {
-            use otclip::weights::embed::{EmbedInput, EmbedTask};
-            use otclip::weights::TowerSource;
             let (tower, input) = match (text_tower, image_tower, texts, images, pixel_values) {
                 (Some(dir), None, Some(texts), None, None) => (TowerSource::Hf(dir), EmbedInput::Texts(texts)),
                 (Some(_), None, ..) => anyhow::bail!("--text-tower needs --texts FILE"),
@@ -256,7 +263,7 @@ fn main() -> Result<()> {
             println!("wrote {} × {} embeddings to {}", summary.rows, summary.dim, out.display());
         }
         Command::Export { run, checkpoint, out } => {
-            let task = otclip::weights::export::ExportTask { run_dir: run, checkpoint, out: out.clone() };
+            let task = ExportTask { run_dir: run, checkpoint, out: out.clone() };
             let tensors = task.run_on(cli.device)?;
             println!("wrote {tensors} tensors to {}", out.join("model.safetensors").display());
         }
@@ -268,32 +275,10 @@ fn main() -> Result<()> {
 fn data_command(command: DataCommand) -> Result<()> {
     match command {
         DataCommand::Check { spec, json } => {
-            let (report, _) = otclip::data::check::check(&spec)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-            } else {
-                for s in &report.skipped {
-                    eprintln!("warning: skipped {} ({}{})", s.item, s.reason, s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default());
-                }
-                print!("{}", report.table());
-            }
+            data_check::run(&spec, json)?;
         }
         DataCommand::Dedup { spec, against, max_distance, out } => {
-            let (dataset, reference) = (spec.open()?, against.open()?);
-            let duplicates = otclip::data::dedup::find_duplicates(&dataset, &reference, max_distance);
-            for d in &duplicates {
-                eprintln!("{} ≈ {} (distance {})", d.image.display(), d.matches.display(), d.distance);
-            }
-            otclip::data::dedup::write_drop_list(&out, &duplicates)?;
-            println!(
-                "{} of {} images of {} nearly duplicate {}; wrote their ids to {} (use `exclude={}`)",
-                duplicates.len(),
-                dataset.image_count(),
-                dataset.name,
-                reference.name,
-                out.display(),
-                out.display()
-            );
+            DedupTask { spec, against, max_distance, out }.run()?;
         }
     }
     Ok(())

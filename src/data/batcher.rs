@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::transform::{to_chw, EvalTransform, TrainTransform};
 use super::{CaptionedImages, PairIndex};
 use crate::model::TextBatch;
+use crate::seed::sample_augment;
 use crate::text::CaptionTokenizer;
 
 /// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
@@ -87,7 +88,7 @@ impl Batcher {
             .par_iter()
             .enumerate()
             .map(|(k, &(i, _))| {
-                let sample_seed = augment.map(|(t, seed)| (t, seed ^ (k as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+                let sample_seed = augment.map(|(t, seed)| (t, sample_augment(seed, k)));
                 let entry = &dataset.entries[i];
                 entry.image.load().and_then(|image| self.pixels(&image, sample_seed)).map_err(|e| format!("{e:#}"))
             })

@@ -14,6 +14,7 @@ use anyhow::{anyhow, Result};
 use super::batcher::HostBatch;
 use super::transform::TrainTransform;
 use super::{Batcher, CaptionedImages, PairIndex};
+use crate::seed::batch_augment;
 
 /// How batches are built.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ impl Loader {
             .name("otclip-loader".into())
             .spawn(move || {
                 for (index, pairs) in batches.iter().enumerate() {
-                    let augment = config.augment.as_ref().map(|(t, seed)| (t, seed ^ (index as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)));
+                    let augment = config.augment.as_ref().map(|(t, seed)| (t, batch_augment(*seed, index)));
                     let batch = pool.install(|| batcher.host_batch(&dataset, pairs, augment));
                     for message in &batch.failed {
                         counter.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,6 @@
 //! Flow: dataset → pairs → batcher → towers.
 
 pub mod batcher;
-pub mod check;
 pub mod dataset;
 pub mod dedup;
 pub mod formats;
@@ -21,6 +20,8 @@ use image::RgbImage;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use crate::seed::SplitStream;
 
 pub use batcher::{Batch, Batcher, HostBatch, ImageNormalization};
 pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
@@ -43,12 +44,12 @@ impl Split {
         }
     }
 
-    /// A distinct random stream per split, mixed into the seed.
-    pub fn stream(&self) -> u64 {
+    /// The split's own random stream of the built-in data.
+    pub fn stream(&self) -> SplitStream {
         match self {
-            Split::Train => 0x7472_6169_6E00_0001,
-            Split::Val => 0x7661_6C00_0000_0002,
-            Split::Test => 0x7465_7374_0000_0003,
+            Split::Train => SplitStream::Train,
+            Split::Val => SplitStream::Val,
+            Split::Test => SplitStream::Test,
         }
     }
 }

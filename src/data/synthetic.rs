@@ -7,15 +7,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use burn::config::Config;
 use image::{Rgb, RgbImage};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{CaptionedImages, ImageEntry, ImageSource, Split, TeacherRows};
+use crate::seed::RunSeed;
 
 pub const SHAPES: [&str; 8] = ["circle", "square", "triangle", "star", "heart", "diamond", "cross", "hexagon"];
 pub const COLORS: [(&str, [u8; 3]); 8] = [
@@ -34,26 +34,73 @@ pub const BACKGROUNDS: [(&str, [u8; 3]); 4] =
 pub const POSITIONS: [&str; 9] =
     ["top_left", "top", "top_right", "left", "center", "right", "bottom_left", "bottom", "bottom_right"];
 
-#[derive(Config, Debug)]
+/// The built-in dataset: the `[data.synthetic]` table of a training config, every key required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SyntheticConfig {
-    #[config(default = 42)]
+    /// The config's top-level `seed`, set when the config is resolved.
+    #[serde(skip, default = "default_seed")]
     pub seed: u64,
-    #[config(default = 4000)]
     pub train_images: usize,
-    #[config(default = 200)]
     pub val_images: usize,
-    #[config(default = 300)]
     pub test_images: usize,
-    #[config(default = 64)]
+    /// The side of the square images, in pixels.
     pub image_size: u32,
-    #[config(default = 5)]
     pub captions_per_image: usize,
     /// A built-in language (`vi`, `en`) or the path of a phrase-table TOML file.
-    #[config(default = "\"vi\".to_string()")]
     pub lang: String,
     /// The chance that a scene is a recolouring of the previous one (a hard negative).
-    #[config(default = 0.25)]
     pub hard_negative_rate: f64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        Self {
+            seed: default_seed(),
+            train_images: 4000,
+            val_images: 200,
+            test_images: 300,
+            image_size: 64,
+            captions_per_image: 5,
+            lang: "vi".into(),
+            hard_negative_rate: 0.25,
+        }
+    }
+}
+
+/// Builder-style setters, as burn's `Config` derive would write them.
+impl SyntheticConfig {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+    pub fn with_train_images(self, train_images: usize) -> Self {
+        Self { train_images, ..self }
+    }
+    pub fn with_val_images(self, val_images: usize) -> Self {
+        Self { val_images, ..self }
+    }
+    pub fn with_test_images(self, test_images: usize) -> Self {
+        Self { test_images, ..self }
+    }
+    pub fn with_image_size(self, image_size: u32) -> Self {
+        Self { image_size, ..self }
+    }
+    pub fn with_captions_per_image(self, captions_per_image: usize) -> Self {
+        Self { captions_per_image, ..self }
+    }
+    pub fn with_lang(self, lang: String) -> Self {
+        Self { lang, ..self }
+    }
+    pub fn with_hard_negative_rate(self, hard_negative_rate: f64) -> Self {
+        Self { hard_negative_rate, ..self }
+    }
 }
 
 /// One object in a scene; indices point into the tables above.
@@ -310,7 +357,7 @@ fn recoloured(scene: &Scene, rng: &mut ChaCha8Rng) -> Scene {
 
 /// Draws the scenes of one split. Each split has its own stream derived from the seed.
 pub fn scenes(config: &SyntheticConfig, split: Split, count: usize) -> Vec<Scene> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ split.stream());
+    let mut rng = ChaCha8Rng::seed_from_u64(RunSeed(config.seed).split(split.stream()));
     let mut scenes: Vec<Scene> = Vec::with_capacity(count);
     for _ in 0..count {
         let scene = match scenes.last() {
@@ -412,7 +459,7 @@ pub fn generate(config: &SyntheticConfig, split: Split) -> Result<SyntheticSplit
         .par_iter()
         .enumerate()
         .map(|(index, scene)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ split.stream() ^ (index as u64).wrapping_mul(0x9E37_79B9));
+            let mut rng = ChaCha8Rng::seed_from_u64(RunSeed(config.seed).synthetic_image(split.stream(), index));
             let (captions, mentions): (Vec<String>, Vec<Mentions>) =
                 (0..config.captions_per_image).map(|_| language.caption_with_mentions(scene, &mut rng)).unzip();
             let teacher = TeacherRows {

@@ -12,6 +12,25 @@ pub const CLIP_INIT_LOGIT_SCALE: f32 = 2.659_260_1;
 /// ln(100): the logit scale is clamped to at most this after every optimiser step.
 pub const MAX_LOGIT_SCALE: f32 = 4.605_170_2;
 
+/// The named tower sizes a from-scratch run builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// A small ViT and BERT for the built-in dataset on a CPU.
+    Tiny,
+    /// ViT-B/16 and BERT-base.
+    Base,
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::Tiny => "tiny",
+            Preset::Base => "base",
+        })
+    }
+}
+
 #[derive(Config, Debug)]
 pub struct DualEncoderConfig {
     pub vision: VitConfig,
@@ -26,12 +45,11 @@ pub struct DualEncoderConfig {
 }
 
 impl DualEncoderConfig {
-    /// Named presets: `tiny` (for the built-in dataset on a CPU) and `base` (ViT-B/16 + BERT-base).
-    pub fn preset(name: &str, vocab_size: usize) -> anyhow::Result<Self> {
-        match name {
-            "tiny" => Ok(Self::new(VitConfig::tiny(), BertConfig::tiny(vocab_size), 128)),
-            "base" => Ok(Self::new(VitConfig::base(), BertConfig::base(vocab_size), 768)),
-            other => anyhow::bail!("unknown model preset `{other}`: expected `tiny` or `base`"),
+    /// The towers of `preset` for a vocabulary of `vocab_size` tokens.
+    pub fn preset(preset: Preset, vocab_size: usize) -> Self {
+        match preset {
+            Preset::Tiny => Self::new(VitConfig::tiny(), BertConfig::tiny(vocab_size), 128),
+            Preset::Base => Self::new(VitConfig::base(), BertConfig::base(vocab_size), 768),
         }
     }
 

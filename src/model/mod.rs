@@ -7,7 +7,7 @@ pub mod dual;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
-pub use dual::{DualEncoder, DualEncoderConfig};
+pub use dual::{DualEncoder, DualEncoderConfig, Preset};
 pub use vit::{VitConfig, VitModel};
 
 use burn::prelude::*;

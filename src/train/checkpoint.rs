@@ -86,7 +86,7 @@ impl RunDir {
         let model_config = DualEncoderConfig::load(self.path("model.json"))
             .map_err(|e| anyhow!("cannot read {}: {e}", self.path("model.json").display()))?;
         let tokenizer = CaptionTokenizer::from_file(&self.path("tokenizer.json"), config.tokenizer.max_length)?;
-        let image_size = if config.model.image_size > 0 { config.model.image_size } else { model_config.vision.image_size as u32 };
+        let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size as u32);
         let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };
         Ok((config, model_config, batcher))
     }

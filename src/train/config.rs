@@ -1,21 +1,31 @@
-//! The training configuration: a TOML file (`configs/*.toml`) plus `--set key=value` overrides.
-//! Every key is required, so a missing key stops the run before it starts and names the key.
+//! The training configuration, typed: each TOML section deserialises into the type that uses it
+//! (`[data.synthetic]` into [`SyntheticConfig`], `[loss]` into [`LossConfig`], …), closed choices
+//! are enums, and what may be absent is an `Option`. [`TrainConfig::parse`] (in `config_file.rs`)
+//! reads the file, applies `--set` overrides and resolves the config once.
 
-use std::path::Path;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::data::loader::Sampler;
 use crate::data::synthetic::SyntheticConfig;
+use crate::data::transform::TrainTransform;
 use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
-use crate::model::{DualEncoderConfig, Pooling};
+use crate::model::{DualEncoderConfig, Pooling, Preset};
 use crate::weights::TowerSource;
+
+/// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
+pub const SYNTHETIC_VI_CONFIG: &str = include_str!("../../configs/synthetic_vi.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// The one seed every random stream of the run derives from (see [`crate::seed`]).
     pub seed: u64,
     pub data: DataSection,
     pub tokenizer: TokenizerSection,
@@ -25,46 +35,143 @@ pub struct TrainConfig {
     pub eval: EvalSection,
 }
 
+/// Where the training pairs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource {
+    /// The built-in dataset, drawn from the seed (`[data.synthetic]`).
+    Synthetic(SyntheticConfig),
+    /// A dataset on disk (`data.dataset = "FORMAT:PATH[?key=value&...]"`), read with `split=train`
+    /// for training, `split=val` for validation and `split=test` for testing.
+    Dataset(DatasetSpec),
+}
+
+/// Training augmentation of real images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Augment {
+    /// The evaluation transform.
+    #[default]
+    None,
+    /// ViCLIP-OT's random resized crop and flip.
+    ViclipOt,
+    /// LowCLIP's heavier augmentation.
+    Lowclip,
+}
+
+impl Augment {
+    /// The transform for images of side `image_size`, if any.
+    pub fn transform(self, image_size: u32) -> Option<TrainTransform> {
+        match self {
+            Augment::None => None,
+            Augment::ViclipOt => Some(TrainTransform::new().with_size(image_size)),
+            Augment::Lowclip => Some(TrainTransform::lowclip(image_size)),
+        }
+    }
+}
+
+/// SIGROT's teacher similarity graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Teacher {
+    /// The synthetic scenes' own attributes (`"builtin"`).
+    Builtin,
+    /// A teacher `.safetensors` file written by `otclip teacher`.
+    File(PathBuf),
+}
+
+impl FromStr for Teacher {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "" => bail!("expected \"builtin\" or the path of a teacher file"),
+            "builtin" => Ok(Teacher::Builtin),
+            path => Ok(Teacher::File(path.into())),
+        }
+    }
+}
+
+impl fmt::Display for Teacher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Teacher::Builtin => f.write_str("builtin"),
+            Teacher::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The `[data]` section, resolved: [`DataFile`] is its shape in the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "DataFile", into = "DataFile")]
 pub struct DataSection {
-    /// The dataset: `synthetic` (the built-in one, configured by `[data.synthetic]`) or a spec
-    /// `FORMAT:PATH[?key=value&...]`, read with `split=train` for training and `split=val` for validation.
-    pub dataset: String,
-    /// A spec for validation when the dataset has no `val` split (e.g. KTVIC); empty: the dataset's `val`.
-    #[serde(default)]
-    pub val: String,
-    /// A spec for the test split when the dataset has no `test` split; empty: the dataset's `test`.
-    #[serde(default)]
-    pub test: String,
-    /// How pairs are cut into batches: `random`, `grouped` (all captions of an image together) or
-    /// `caption-aware` (no shared caption between two images of a batch).
-    #[serde(default)]
-    pub sampler: crate::data::loader::Sampler,
-    /// Training augmentation of real images: `none` (the evaluation transform), `viclip-ot` or `lowclip`.
-    #[serde(default = "default_augment")]
-    pub augment: String,
+    pub source: DataSource,
+    /// A spec for validation when the dataset has no `val` split (e.g. KTVIC).
+    pub val: Option<DatasetSpec>,
+    /// A spec for the test split when the dataset has no `test` split.
+    pub test: Option<DatasetSpec>,
+    pub sampler: Sampler,
+    pub augment: Augment,
     pub pairing: Pairing,
-    /// SIGROT's teacher: `builtin` (the synthetic scenes' attributes) or a teacher `.safetensors` file.
-    pub teacher: String,
-    pub synthetic: SyntheticSection,
+    /// SIGROT's teacher; the built-in one by default on the built-in data.
+    pub teacher: Option<Teacher>,
 }
 
-/// Mirrors [`SyntheticConfig`] field by field, all required in the file.
+/// `[data]` as written: exactly one of `dataset` and `[data.synthetic]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SyntheticSection {
-    pub train_images: usize,
-    pub val_images: usize,
-    pub test_images: usize,
-    pub image_size: u32,
-    pub captions_per_image: usize,
-    pub lang: String,
-    pub hard_negative_rate: f64,
+struct DataFile {
+    /// A dataset spec `FORMAT:PATH[?key=value&...]`.
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    dataset: Option<DatasetSpec>,
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    val: Option<DatasetSpec>,
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    test: Option<DatasetSpec>,
+    /// How pairs are cut into batches: `random`, `grouped` or `caption-aware`.
+    #[serde(default)]
+    sampler: Sampler,
+    /// `none`, `viclip-ot` or `lowclip`.
+    #[serde(default)]
+    augment: Augment,
+    pairing: Pairing,
+    /// `builtin` or a teacher `.safetensors` file.
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    teacher: Option<Teacher>,
+    /// The built-in dataset's parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    synthetic: Option<SyntheticConfig>,
 }
 
-fn default_augment() -> String {
-    "none".into()
+impl TryFrom<DataFile> for DataSection {
+    type Error = String;
+    fn try_from(file: DataFile) -> Result<Self, String> {
+        let source = match (file.dataset, file.synthetic) {
+            (Some(spec), None) => DataSource::Dataset(spec),
+            (None, Some(synthetic)) => DataSource::Synthetic(synthetic),
+            (Some(_), Some(_)) => {
+                return Err("`dataset` and [data.synthetic] both choose the data: keep one (a dataset spec, or the built-in data)".into())
+            }
+            (None, None) => return Err("choose the data: `dataset = \"FORMAT:PATH\"`, or a [data.synthetic] table for the built-in data".into()),
+        };
+        Ok(DataSection { source, val: file.val, test: file.test, sampler: file.sampler, augment: file.augment, pairing: file.pairing, teacher: file.teacher })
+    }
+}
+
+impl From<DataSection> for DataFile {
+    fn from(section: DataSection) -> Self {
+        let (dataset, synthetic) = match section.source {
+            DataSource::Dataset(spec) => (Some(spec), None),
+            DataSource::Synthetic(synthetic) => (None, Some(synthetic)),
+        };
+        DataFile {
+            dataset,
+            val: section.val,
+            test: section.test,
+            sampler: section.sampler,
+            augment: section.augment,
+            pairing: section.pairing,
+            teacher: section.teacher,
+            synthetic,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +179,7 @@ fn default_augment() -> String {
 pub struct TokenizerSection {
     /// Train a WordPiece vocabulary of this size on the training captions.
     pub vocab_size: usize,
+    /// Captions are truncated to this many tokens.
     pub max_length: usize,
 }
 
@@ -79,53 +187,42 @@ pub struct TokenizerSection {
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// `tiny` or `base`: the towers that `image_tower` / `text_tower` leave to be trained from scratch.
-    pub preset: String,
-    /// A pretrained image tower, `hf:DIR` or `timm:NAME@DIR`; empty: the preset's, from scratch.
-    #[serde(default)]
-    pub image_tower: String,
-    /// A pretrained text tower, `hf:DIR`, whose tokenizer replaces the trained one; empty: the preset's.
-    #[serde(default)]
-    pub text_tower: String,
+    pub preset: Preset,
+    /// A pretrained image tower, `hf:DIR` or `timm:NAME@DIR`; absent: the preset's, from scratch.
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    pub image_tower: Option<TowerSource>,
+    /// A pretrained text tower, `hf:DIR`, whose tokenizer replaces the trained one; absent: the preset's.
+    #[serde(default, with = "text_option", skip_serializing_if = "Option::is_none")]
+    pub text_tower: Option<TowerSource>,
     /// Keep the random initialisation of tensors a tower checkpoint lacks instead of stopping.
     #[serde(default)]
     pub allow_partial: bool,
+    /// The shared embedding width both projections map to.
     pub projection_dim: usize,
     pub image_pooling: Pooling,
     pub text_pooling: Pooling,
     pub dropout: f64,
-    /// The side of the square images fed to the model; 0: the pretrained image tower's own,
-    /// else `data.synthetic.image_size`. A run's `config.toml` records the resolved value.
-    #[serde(default)]
-    pub image_size: u32,
+    /// The side of the square images fed to the model; absent: the pretrained image tower's own,
+    /// else `data.synthetic.image_size`, else the preset's. A run's `config.toml` records the
+    /// resolved value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u32>,
     /// Pixel mean and std; absent: the pretrained image tower's own, else ImageNet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<ImageNormalization>,
 }
 
 impl ModelSection {
-    /// The pretrained towers named by `image_tower` and `text_tower`. Only a fresh run reads
-    /// them: resuming, evaluating and exporting use what the run directory recorded.
-    pub fn tower_sources(&self) -> Result<(Option<TowerSource>, Option<TowerSource>)> {
-        self.parse_tower_sources(true)
-    }
-
-    fn parse_tower_sources(&self, must_exist: bool) -> Result<(Option<TowerSource>, Option<TowerSource>)> {
-        let parse = |key: &str, value: &str| -> Result<Option<TowerSource>> {
-            if value.is_empty() {
-                return Ok(None);
+    /// The pretrained towers named by `image_tower` and `text_tower`, whose folders must exist.
+    /// Only a fresh run reads them: resuming, evaluating and exporting use what the run
+    /// directory recorded.
+    pub fn tower_sources(&self) -> Result<(Option<&TowerSource>, Option<&TowerSource>)> {
+        for (key, source) in [("image_tower", &self.image_tower), ("text_tower", &self.text_tower)] {
+            if let Some(source) = source.as_ref().filter(|s| !s.dir().is_dir()) {
+                bail!("model.{key} = `{source}`: {} is not a folder", source.dir().display());
             }
-            let source: TowerSource = value.parse().with_context(|| format!("model.{key}"))?;
-            if must_exist && !source.dir().is_dir() {
-                bail!("model.{key} = `{value}`: {} is not a folder", source.dir().display());
-            }
-            Ok(Some(source))
-        };
-        let image = parse("image_tower", &self.image_tower)?;
-        let text = parse("text_tower", &self.text_tower)?;
-        if matches!(text, Some(TowerSource::Timm { .. })) {
-            bail!("model.text_tower = `{}`: timm holds image models only; use hf:DIR", self.text_tower);
         }
-        Ok((image, text))
+        Ok((self.image_tower.as_ref(), self.text_tower.as_ref()))
     }
 }
 
@@ -133,104 +230,53 @@ impl ModelSection {
 #[serde(deny_unknown_fields)]
 pub struct OptimSection {
     pub epochs: usize,
+    /// Pairs per optimiser step.
     pub batch_size: usize,
+    /// The peak learning rate, after warm-up.
     pub lr: f64,
+    /// The learning rate at the end of the cosine decay.
     pub min_lr: f64,
     pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f32,
+    /// AdamW's β2.
     pub beta_2: f32,
+    /// AdamW's ε.
     pub eps: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
+    /// Images (and captions) embedded at once.
     pub batch_size: usize,
 }
 
 impl TrainConfig {
-    /// Reads a config file and applies `key=value` overrides (dotted keys, TOML values).
-    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), overrides)
-    }
-
-    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
-        let mut value: toml::Table = toml::from_str(text).with_context(|| format!("config file {origin} is not valid TOML"))?;
-        for assignment in overrides {
-            apply_override(&mut value, assignment).with_context(|| format!("bad override `--set {assignment}`"))?;
+    /// The built-in dataset's parameters, when the run trains on it.
+    pub fn synthetic(&self) -> Option<&SyntheticConfig> {
+        match &self.data.source {
+            DataSource::Synthetic(synthetic) => Some(synthetic),
+            DataSource::Dataset(_) => None,
         }
-        let config: TrainConfig = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow!("config file {origin}: {}", e.message()))?;
-        config.validate().with_context(|| format!("config file {origin}"))?;
-        Ok(config)
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        for (key, spec) in [("data.dataset", &self.data.dataset), ("data.val", &self.data.val), ("data.test", &self.data.test)] {
-            if !spec.is_empty() {
-                DatasetSpec::parse(spec).with_context(|| key.to_string())?;
-            }
-        }
-        if self.data.dataset != "synthetic" && self.loss.objective.needs_teacher() && self.data.teacher == "builtin" {
-            bail!("data.teacher = `builtin` exists only for the synthetic dataset; write a teacher file with `otclip teacher` or train with loss.objective = \"clip\"");
-        }
-        if !["none", "viclip-ot", "lowclip"].contains(&self.data.augment.as_str()) {
-            bail!("data.augment = `{}`: expected none, viclip-ot or lowclip", self.data.augment);
-        }
-        self.model.parse_tower_sources(false)?;
-        if self.optim.batch_size < 2 {
-            bail!("optim.batch_size must be at least 2 for a contrastive loss");
-        }
-        if self.optim.epochs == 0 {
-            bail!("optim.epochs must be at least 1");
-        }
-        if !(self.loss.eps > 0.0) || !(self.loss.tau > 0.0) {
-            bail!("loss.eps and loss.tau must be positive (tau = inf for balanced OT)");
-        }
-        Ok(())
-    }
-
-    pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
-    }
-
-    pub fn synthetic(&self) -> SyntheticConfig {
-        let s = &self.data.synthetic;
-        SyntheticConfig::new()
-            .with_seed(self.seed)
-            .with_train_images(s.train_images)
-            .with_val_images(s.val_images)
-            .with_test_images(s.test_images)
-            .with_image_size(s.image_size)
-            .with_captions_per_image(s.captions_per_image)
-            .with_lang(s.lang.clone())
-            .with_hard_negative_rate(s.hard_negative_rate)
     }
 
     /// The training augmentation for real images, if any.
-    pub fn augmentation(&self, image_size: u32) -> Option<crate::data::transform::TrainTransform> {
-        match self.data.augment.as_str() {
-            "viclip-ot" => Some(crate::data::transform::TrainTransform::new().with_size(image_size)),
-            "lowclip" => Some(crate::data::transform::TrainTransform::lowclip(image_size)),
-            _ => None,
-        }
+    pub fn augmentation(&self, image_size: u32) -> Option<TrainTransform> {
+        self.data.augment.transform(image_size)
     }
 
     /// The image size of the preset (from-scratch) image tower.
     pub fn preset_image_size(&self) -> u32 {
-        if self.model.image_size > 0 {
-            self.model.image_size
-        } else {
-            self.data.synthetic.image_size
-        }
+        let preset = || DualEncoderConfig::preset(self.model.preset, 1).vision.image_size as u32;
+        self.model.image_size.or(self.synthetic().map(|s| s.image_size)).unwrap_or_else(preset)
     }
 
-    /// The preset model config for a vocabulary of `vocab_size` tokens.
-    pub fn model_config(&self, vocab_size: usize) -> Result<DualEncoderConfig> {
+    /// The preset model config for a vocabulary of `vocab_size` tokens, with the `[model]` and
+    /// `[loss]` choices applied.
+    pub fn model_config(&self, vocab_size: usize) -> DualEncoderConfig {
         let m = &self.model;
-        let mut config = DualEncoderConfig::preset(&m.preset, vocab_size)?;
+        let mut config = DualEncoderConfig::preset(m.preset, vocab_size);
         config.projection_dim = m.projection_dim;
         config.vision.pooling = m.image_pooling;
         config.vision.hidden_dropout_prob = m.dropout;
@@ -242,40 +288,31 @@ impl TrainConfig {
             config.init_logit_scale = SIGLIP_INIT_LOGIT_SCALE;
             config.init_logit_bias = SIGLIP_INIT_LOGIT_BIAS;
         }
-        Ok(config)
+        config
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
     }
 }
 
-/// Sets `a.b.c = value` in `table`. The tables on the way must exist, so typos are caught.
-fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
-    let (key, raw) = assignment.split_once('=').ok_or_else(|| anyhow!("expected key=value"))?;
-    let (key, raw) = (key.trim(), raw.trim());
-    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").expect("parsed key"),
-        Err(_) => toml::Value::String(raw.to_string()),
-    };
-    let parts: Vec<&str> = key.split('.').collect();
-    let (last, path) = parts.split_last().ok_or_else(|| anyhow!("empty key"))?;
-    let mut current = table;
-    for (depth, part) in path.iter().enumerate() {
-        current = current
-            .get_mut(*part)
-            .and_then(toml::Value::as_table_mut)
-            .ok_or_else(|| anyhow!("unknown config key `{}`", parts[..=depth].join(".")))?;
+/// Serde for an optional value written as its text (`FromStr` / `Display`).
+mod text_option {
+    use super::*;
+
+    pub fn serialize<T: fmt::Display, S: Serializer>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.collect_str(value),
+            None => serializer.serialize_none(),
+        }
     }
-    match current.get_mut(*last) {
-        Some(slot) => {
-            let value = match (&*slot, value) {
-                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
-                (_, value) => value,
-            };
-            *slot = value;
-            Ok(())
-        }
-        // A key the file leaves to its default; `deny_unknown_fields` still refuses a misspelt one.
-        None => {
-            current.insert(last.to_string(), value);
-            Ok(())
-        }
+
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        T: FromStr<Err = anyhow::Error>,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(Some).map_err(|e: anyhow::Error| serde::de::Error::custom(format!("`{text}`: {e:#}")))
     }
 }

@@ -38,7 +38,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
     let (text_model, text_config, tokenizer) = match &text_source {
         None => {
             let tokenizer = CaptionTokenizer::train(captions, config.tokenizer.vocab_size, config.tokenizer.max_length)?;
-            let text_config = config.model_config(tokenizer.vocab_size())?.text;
+            let text_config = config.model_config(tokenizer.vocab_size()).text;
             (text_config.init::<B>(device), text_config, tokenizer)
         }
         Some(source) => {
@@ -52,7 +52,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
     };
 
     // The preset's text config only fixes the vocabulary, which the image tower ignores.
-    let preset = config.model_config(tokenizer.vocab_size())?;
+    let preset = config.model_config(tokenizer.vocab_size());
     let (vision_model, vision_config, normalization, image_size) = match &image_source {
         None => {
             let size = config.preset_image_size();
@@ -65,7 +65,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
             })?;
             reports.push(tower.report);
             let normalization = m.normalization.unwrap_or(ImageNormalization { mean: tower.mean, std: tower.std });
-            let size = if m.image_size > 0 { m.image_size } else { tower.config.image_size as u32 };
+            let size = m.image_size.unwrap_or(tower.config.image_size as u32);
             (tower.model, tower.config, normalization, size)
         }
     };

@@ -4,7 +4,7 @@
 //! so that [`load_exported`] rebuilds the identical model.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use burn::prelude::*;
@@ -73,31 +73,4 @@ pub fn load_exported<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Dual
     let file = dir.join("model.safetensors");
     let (model, report) = apply_tensors(config.init::<B>(device), read_tensors(&file)?, &KeyMap::new(Layout::Export), &file, false)?;
     Ok((model, config, report))
-}
-
-/// Exports checkpoint `checkpoint` of a run to `out`: `model.safetensors` and `config.json` as
-/// [`export_dual`] writes them, the run's tokenizer, and a `preprocessor_config.json` with the
-/// image size and normalisation it was trained with.
-pub struct ExportTask {
-    pub run_dir: PathBuf,
-    pub checkpoint: String,
-    pub out: PathBuf,
-}
-
-impl crate::InferenceTask for ExportTask {
-    type Output = usize;
-    fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<usize> {
-        let run = crate::train::load_run::<B>(&self.run_dir, &self.checkpoint, &device)?;
-        let tensors = export_dual(&run.model, &run.model_config, &self.out)?;
-        run.batcher.tokenizer.save(&self.out.join("tokenizer.json"))?;
-        let norm = run.batcher.normalization;
-        let size = run.batcher.image_size;
-        let preprocessor = json!({
-            "image_processor_type": "ViTImageProcessor", "do_resize": true, "do_normalize": true, "do_rescale": true,
-            "size": {"height": size, "width": size}, "image_mean": norm.mean, "image_std": norm.std,
-        });
-        let path = self.out.join("preprocessor_config.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&preprocessor)?).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(tensors)
-    }
 }

@@ -2,7 +2,6 @@
 //! burn-store with explicit key maps ([`keymap`]), a load report, and export back to HF-style
 //! safetensors ([`export`]). [`towers`] reads the folders' `config.json` and builds the towers.
 
-pub mod embed;
 pub mod export;
 pub mod keymap;
 pub mod towers;

@@ -39,6 +39,16 @@ impl FromStr for TowerSource {
     }
 }
 
+/// `hf:DIR` or `timm:NAME@DIR`, the form `FromStr` reads.
+impl std::fmt::Display for TowerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hf(dir) => write!(f, "hf:{}", dir.display()),
+            Self::Timm { name, dir } => write!(f, "timm:{}@{}", name.as_deref().unwrap_or(""), dir.display()),
+        }
+    }
+}
+
 impl TowerSource {
     pub fn dir(&self) -> &Path {
         match self {

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod architecture;
 mod clip_loss;
 mod data_pipeline;
 mod dataset_fuzz;

@@ -221,7 +221,7 @@ fn training_starts_from_pretrained_towers() {
     assert_eq!((summary.epochs, summary.steps), (2, 4));
 
     let out = tmp.path().join("export");
-    let task = otclip::weights::export::ExportTask { run_dir: run_dir.clone(), checkpoint: "last".into(), out: out.clone() };
+    let task = otclip::app::export::ExportTask { run_dir: run_dir.clone(), checkpoint: "last".into(), out: out.clone() };
     task.run_on(otclip::DeviceSpec::NdArray).unwrap();
     let exported = CaptionTokenizer::from_dir(&out, 512).unwrap();
     assert_eq!(exported.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the exported tokenizer");

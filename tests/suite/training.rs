@@ -91,7 +91,7 @@ fn train_writes_a_run_that_reloads_exactly() {
     // Reloading twice gives identical embeddings, and they match the saved model's own.
     let a = load_run::<NdArray<f32>>(&run_dir, "last", &device).unwrap();
     let b = load_run::<NdArray<f32>>(&run_dir, "last", &device).unwrap();
-    let test = generate(&config.synthetic(), Split::Test).unwrap().dataset;
+    let test = generate(config.synthetic().unwrap(), Split::Test).unwrap().dataset;
     let ea = embed_split(&a.model, &a.batcher, &test, 8, &device).unwrap();
     let eb = embed_split(&b.model, &b.batcher, &test, 5, &device).unwrap();
     assert_eq!(ea.images.len(), 12 * 128);
@@ -156,7 +156,7 @@ fn a_missing_config_key_is_named() {
     assert!(format!("{err:#}").contains("unknown config key `optimm`"), "{err:#}");
     // Keys the file leaves to their defaults can still be set.
     let config = TrainConfig::parse(SYNTHETIC_VI_CONFIG, "mine.toml", &["model.image_size=40".into()]).unwrap();
-    assert_eq!(config.model.image_size, 40);
+    assert_eq!(config.model.image_size, Some(40));
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn every_objective_trains() {
 fn a_teacher_file_replaces_the_builtin_one() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config(&[]);
-    let train_set = generate(&config.synthetic(), Split::Train).unwrap().dataset;
+    let train_set = generate(config.synthetic().unwrap(), Split::Train).unwrap().dataset;
     let path = dir.path().join("teacher.safetensors");
     otclip::data::teacher::save(&path, &train_set, train_set.teacher.as_ref().unwrap(), "builtin").unwrap();
     let options = TrainOptions { quiet: true, max_steps: Some(1), ..Default::default() };

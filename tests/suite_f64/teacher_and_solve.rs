@@ -6,7 +6,7 @@ use crate::common::{fixture, max_rel_diff, read_json};
 use otclip::data::synthetic::{generate, SyntheticConfig};
 use otclip::data::{teacher, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
-use otclip::ot::SolveTask;
+use otclip::app::ot_solve::SolveTask;
 use otclip::DeviceSpec;
 
 #[test]

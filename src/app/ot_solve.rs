@@ -7,11 +7,13 @@ use anyhow::{bail, Result};
 use burn::prelude::*;
 use serde::Serialize;
 
-use crate::backend::InferenceTask;
+use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::loss::{solve, SinkhornConfig, SolverPath};
 use otclip_kernels::SinkhornBackend;
 use crate::npy;
+use crate::tensor::f64_tensor;
 
+/// One OT problem: the cost and marginal files, the solver settings and the plan's path.
 pub struct SolveTask {
     pub cost: PathBuf,
     pub a: Option<PathBuf>,
@@ -46,7 +48,7 @@ fn log_marginal<B: Backend>(path: &Option<PathBuf>, len: usize, device: &B::Devi
         bail!("{}: marginal weights must be positive and finite", path.display());
     }
     let logs: Vec<f64> = array.data.iter().map(|w| w.ln()).collect();
-    Ok(Some(crate::f64_tensor::<B, 2>(&logs, [1, len], device)))
+    Ok(Some(f64_tensor::<B, 2>(&logs, [1, len], device)))
 }
 
 impl InferenceTask for SolveTask {
@@ -59,7 +61,7 @@ impl InferenceTask for SolveTask {
             bail!("{}: the cost must be non-empty and finite", self.cost.display());
         }
         let started = Instant::now();
-        let tensor = crate::f64_tensor::<B, 3>(&cost.data, [1, n, m], &device);
+        let tensor = f64_tensor::<B, 3>(&cost.data, [1, n, m], &device);
         let a = log_marginal::<B>(&self.a, n, &device)?;
         let b = log_marginal::<B>(&self.b, m, &device)?;
         let solved = solve(tensor, a, b, &self.config);
@@ -78,5 +80,12 @@ impl InferenceTask for SolveTask {
             backend: std::any::type_name::<B>().rsplit("::").next().unwrap_or("?").to_string(),
             out: self.out,
         })
+    }
+}
+
+impl SolveTask {
+    /// `f64`: double precision on ndarray.
+    pub fn run_on(self, spec: DeviceSpec, f64: bool) -> Result<SolveSummary> {
+        dispatch_inference(spec, f64, self)
     }
 }

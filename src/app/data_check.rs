@@ -1,5 +1,5 @@
 //! `otclip data check`: open every split of a dataset, verify each image, count what is there and
-//! what was skipped.
+//! what was skipped. [`run`] is the command; [`check`] returns the report and the datasets.
 
 use std::collections::BTreeMap;
 
@@ -7,8 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use super::dataset::{ImageTextDataset, Skipped, Verify};
-use super::spec::DatasetSpec;
+use crate::data::{formats, DatasetSpec, ImageTextDataset, Skipped, Verify};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SplitCounts {
@@ -42,7 +41,7 @@ fn counts(dataset: &ImageTextDataset) -> SplitCounts {
 /// Opens the spec's split, or every split on disk when it names none, decoding every image.
 pub fn check(spec: &DatasetSpec) -> Result<(CheckReport, Vec<ImageTextDataset>)> {
     let open = |spec: &DatasetSpec| -> Result<ImageTextDataset> {
-        let mut dataset = super::formats::read(spec)?;
+        let mut dataset = formats::read(spec)?;
         dataset.check_images(Verify::Decode);
         Ok(dataset)
     };
@@ -127,4 +126,18 @@ impl CheckReport {
         out += &format!("skipped  {}{}\n", self.skipped.len(), if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) });
         out
     }
+}
+
+/// The command: checks `spec` and prints a warning per skipped item, then the table (or JSON).
+pub fn run(spec: &DatasetSpec, json: bool) -> Result<CheckReport> {
+    let (report, _) = check(spec)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        for s in &report.skipped {
+            eprintln!("warning: skipped {} ({}{})", s.item, s.reason, s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default());
+        }
+        print!("{}", report.table());
+    }
+    Ok(report)
 }

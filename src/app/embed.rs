@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
+use otclip_kernels::SinkhornBackend;
 
-use super::towers::{load_image_tower, load_text_tower, TowerSource};
+use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::transform::EvalTransform;
 use crate::data::ImageNormalization;
 use crate::model::{Pooling, TextBatch};
-use crate::InferenceTask;
+use crate::weights::{load_image_tower, load_text_tower, TowerSource};
 
 /// What to embed.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ pub struct EmbedSummary {
 
 impl InferenceTask for EmbedTask {
     type Output = EmbedSummary;
-    fn run<B: Backend + otclip_kernels::SinkhornBackend>(self, device: B::Device) -> Result<EmbedSummary> {
+    fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<EmbedSummary> {
         let mut rows: Vec<f32> = Vec::new();
         let mut count = 0;
         match &self.input {
@@ -106,6 +107,12 @@ impl InferenceTask for EmbedTask {
         let dim = if count == 0 { 0 } else { rows.len() / count };
         crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
         Ok(EmbedSummary { rows: count, dim })
+    }
+}
+
+impl EmbedTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<EmbedSummary> {
+        dispatch_inference(spec, false, self)
     }
 }
 
