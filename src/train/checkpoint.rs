@@ -24,7 +24,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::TrainConfig;
+use super::config::TrainConfig;
 use crate::data::Batcher;
 use crate::model::{DualEncoder, DualEncoderConfig};
 use crate::text::CaptionTokenizer;

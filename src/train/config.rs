@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::data::loader::Sampler;
 use crate::data::synthetic::SyntheticConfig;
@@ -298,7 +298,10 @@ impl TrainConfig {
 
 /// Serde for an optional value written as its text (`FromStr` / `Display`).
 mod text_option {
-    use super::*;
+    use std::fmt;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<T: fmt::Display, S: Serializer>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error> {
         match value {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use burn::prelude::*;
 
-use super::TrainConfig;
+use super::config::TrainConfig;
 use crate::data::ImageNormalization;
 use crate::model::{DualEncoder, DualEncoderConfig};
 use crate::text::CaptionTokenizer;

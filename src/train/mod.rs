@@ -13,7 +13,7 @@ pub mod schedule;
 mod splits;
 mod trainer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
@@ -24,31 +24,8 @@ pub use config::{Augment, DataSource, Teacher, TrainConfig};
 pub use init::{initial_model, InitialModel};
 pub use schedule::WarmupCosine;
 pub use splits::{load_split, open_spec, validate};
+pub use trainer::{TrainOptions, TrainSummary};
 use trainer::{EpochEnd, Trainer};
-
-use crate::eval::RetrievalMetrics;
-
-#[derive(Debug, Clone, Default)]
-pub struct TrainOptions {
-    /// Continue from `RUN/checkpoints/last` when it exists.
-    pub resume: bool,
-    /// No progress bar or per-epoch lines.
-    pub quiet: bool,
-    /// Stop after this many optimiser steps (for smoke tests).
-    pub max_steps: Option<usize>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    pub run_dir: PathBuf,
-    pub epochs: usize,
-    pub steps: usize,
-    pub first_loss: f64,
-    pub last_loss: f64,
-    pub best_epoch: usize,
-    pub best_val: Option<RetrievalMetrics>,
-    pub seconds: f64,
-}
 
 /// Trains a dual encoder as `config` says and writes the run to `run_dir`.
 pub fn train<B: AutodiffBackend + SinkhornBackend>(config: &TrainConfig, run_dir: &Path, device: &B::Device, options: &TrainOptions) -> Result<TrainSummary> {

@@ -24,13 +24,34 @@ use super::config::{Teacher, TrainConfig};
 use super::init::initial_model;
 use super::schedule::WarmupCosine;
 use super::splits::{load_split, validate};
-use super::{TrainOptions, TrainSummary};
 use crate::data::loader::{make_batches, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, PairIndex, Pairing, Split};
 use crate::eval::RetrievalMetrics;
 use crate::loss::{objective_loss, LossInputs};
 use crate::model::DualEncoder;
 use crate::seed::RunSeed;
+
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from `RUN/checkpoints/last` when it exists.
+    pub resume: bool,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+    /// Stop after this many optimiser steps (for smoke tests).
+    pub max_steps: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub run_dir: std::path::PathBuf,
+    pub epochs: usize,
+    pub steps: usize,
+    pub first_loss: f64,
+    pub last_loss: f64,
+    pub best_epoch: usize,
+    pub best_val: Option<RetrievalMetrics>,
+    pub seconds: f64,
+}
 
 type AdamWOptimizer<B> = OptimizerAdaptor<AdamW, DualEncoder<B>, B>;
 

@@ -133,9 +133,6 @@ fn references(source: &Source, modules: &BTreeSet<Vec<String>>) -> Vec<Reference
             Some("crate") => parts.split_off(1),
             Some("super") | Some("self") => {
                 let mut base = source.module.clone();
-                if !source.is_module_root {
-                    base.pop();
-                }
                 let mut rest = parts.as_slice();
                 while let Some(first) = rest.first() {
                     match first.as_str() {

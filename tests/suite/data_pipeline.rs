@@ -117,7 +117,7 @@ fn trains_and_evaluates_on_a_dataset_spec() {
     let overrides: Vec<String> = [
         dataset.as_str(),
         "data.augment=\"viclip-ot\"",
-        "data.synthetic.image_size=32",
+        "model.image_size=32",
         "loss.objective=\"clip\"",
         "optim.batch_size=4",
         "optim.epochs=1",
