@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 
-use crate::{Potentials, SolveParams};
+use crate::{Potential, Potentials, SinkhornConfig};
 
 pub(crate) fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
@@ -52,28 +52,28 @@ fn stack_history<B: Backend>(slots: Vec<Tensor<B, 2>>, iters: usize) -> Tensor<B
     stacked
 }
 
-pub fn solve<B: Backend>(cost: FloatTensor<B>, log_a: FloatTensor<B>, log_b: FloatTensor<B>, params: SolveParams) -> Potentials<B> {
-    let neg_cost = tensor::<B, 3>(cost).div_scalar(-params.eps);
+pub fn solve<B: Backend>(cost: FloatTensor<B>, log_a: FloatTensor<B>, log_b: FloatTensor<B>, config: &SinkhornConfig) -> Potentials<B> {
+    let neg_cost = tensor::<B, 3>(cost).div_scalar(-config.eps);
     let (log_a, log_b) = (tensor::<B, 2>(log_a), tensor::<B, 2>(log_b));
     let device = neg_cost.device();
     let (mut alpha, mut beta) = (log_a.clone(), log_b.clone());
     let (mut alphas, mut betas) = (vec![alpha.clone()], vec![beta.clone()]);
     let mut run = 0;
-    for iteration in 0..params.iters {
+    for iteration in 0..config.iterations {
         let previous = alpha.clone();
-        if params.alpha_first() {
-            alpha = update_alpha(&neg_cost, beta, &log_a, params.phi);
-            beta = update_beta(&neg_cost, alpha.clone(), &log_b, params.phi);
+        if config.first_update() == Potential::Alpha {
+            alpha = update_alpha(&neg_cost, beta, &log_a, config.phi());
+            beta = update_beta(&neg_cost, alpha.clone(), &log_b, config.phi());
         } else {
-            beta = update_beta(&neg_cost, alpha, &log_b, params.phi);
-            alpha = update_alpha(&neg_cost, beta.clone(), &log_a, params.phi);
+            beta = update_beta(&neg_cost, alpha, &log_b, config.phi());
+            alpha = update_alpha(&neg_cost, beta.clone(), &log_a, config.phi());
         }
         alphas.push(alpha.clone());
         betas.push(beta.clone());
         run = iteration + 1;
-        if params.checks_after(iteration) {
+        if config.checks_convergence_after(iteration + 1) {
             let change: f64 = (alpha.clone() - previous).abs().max().into_scalar().elem();
-            if change < params.tol {
+            if change < config.tolerance {
                 break;
             }
         }
@@ -81,8 +81,8 @@ pub fn solve<B: Backend>(cost: FloatTensor<B>, log_a: FloatTensor<B>, log_b: Flo
     Potentials {
         alpha: primitive(alpha),
         beta: primitive(beta),
-        alpha_history: primitive(stack_history(alphas, params.iters)),
-        beta_history: primitive(stack_history(betas, params.iters)),
+        alpha_history: primitive(stack_history(alphas, config.iterations)),
+        beta_history: primitive(stack_history(betas, config.iterations)),
         iterations: primitive(Tensor::<B, 1>::from_floats([run as f32], &device)),
     }
 }
@@ -105,18 +105,18 @@ fn reverse_half_step<B: Backend>(
     log_out: &Tensor<B, 2>,
     output_adjoint: Tensor<B, 2>,
     out_is_alpha: bool,
-    params: SolveParams,
+    config: &SinkhornConfig,
     cost_grad: &mut Tensor<B, 3>,
 ) -> Tensor<B, 2> {
     let [batch, n, m] = neg_cost.dims();
     let (out_shape, in_shape, reduce_dim) = if out_is_alpha { ([batch, n, 1], [batch, 1, m], 1) } else { ([batch, 1, m], [batch, n, 1], 2) };
     // The row's LSE from the forward, recovered from its output: L = (log_out − out)/φ.
-    let lse = (log_out.clone() - output).div_scalar(params.phi).reshape(out_shape);
+    let lse = (log_out.clone() - output).div_scalar(config.phi()).reshape(out_shape);
     let softmax = (neg_cost.clone() + input.reshape(in_shape) - lse).exp();
     let weighted = softmax * output_adjoint.reshape(out_shape);
-    *cost_grad = cost_grad.clone() + weighted.clone().mul_scalar(params.phi / params.eps);
+    *cost_grad = cost_grad.clone() + weighted.clone().mul_scalar(config.phi() / config.eps);
     let in_len = if out_is_alpha { m } else { n };
-    weighted.sum_dim(reduce_dim).reshape([batch, in_len]).mul_scalar(-params.phi)
+    weighted.sum_dim(reduce_dim).reshape([batch, in_len]).mul_scalar(-config.phi())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -129,9 +129,9 @@ pub fn backward<B: Backend>(
     iterations: usize,
     alpha_adjoint: FloatTensor<B>,
     beta_adjoint: FloatTensor<B>,
-    params: SolveParams,
+    config: &SinkhornConfig,
 ) -> FloatTensor<B> {
-    let neg_cost = tensor::<B, 3>(cost).div_scalar(-params.eps);
+    let neg_cost = tensor::<B, 3>(cost).div_scalar(-config.eps);
     let [batch, n, m] = neg_cost.dims();
     let (log_a, log_b) = (tensor::<B, 2>(log_a), tensor::<B, 2>(log_b));
     let (alphas, betas) = (tensor::<B, 3>(alpha_history), tensor::<B, 3>(beta_history));
@@ -141,15 +141,15 @@ pub fn backward<B: Backend>(
     for t in (1..=iterations).rev() {
         let alpha_t = slot(&alphas, t, n);
         let beta_t = slot(&betas, t, m);
-        if params.alpha_first() {
+        if config.first_update() == Potential::Alpha {
             // α_t = A(β_{t−1}), then β_t = B(α_t).
-            alpha_bar = alpha_bar + reverse_half_step(&neg_cost, alpha_t.clone(), beta_t, &log_b, beta_bar, false, params, &mut cost_grad);
-            beta_bar = reverse_half_step(&neg_cost, slot(&betas, t - 1, m), alpha_t, &log_a, alpha_bar, true, params, &mut cost_grad);
+            alpha_bar = alpha_bar + reverse_half_step(&neg_cost, alpha_t.clone(), beta_t, &log_b, beta_bar, false, config, &mut cost_grad);
+            beta_bar = reverse_half_step(&neg_cost, slot(&betas, t - 1, m), alpha_t, &log_a, alpha_bar, true, config, &mut cost_grad);
             alpha_bar = Tensor::zeros([batch, n], &neg_cost.device());
         } else {
             // β_t = B(α_{t−1}), then α_t = A(β_t).
-            beta_bar = beta_bar + reverse_half_step(&neg_cost, beta_t.clone(), alpha_t, &log_a, alpha_bar, true, params, &mut cost_grad);
-            alpha_bar = reverse_half_step(&neg_cost, slot(&alphas, t - 1, n), beta_t, &log_b, beta_bar, false, params, &mut cost_grad);
+            beta_bar = beta_bar + reverse_half_step(&neg_cost, beta_t.clone(), alpha_t, &log_a, alpha_bar, true, config, &mut cost_grad);
+            alpha_bar = reverse_half_step(&neg_cost, slot(&alphas, t - 1, n), beta_t, &log_b, beta_bar, false, config, &mut cost_grad);
             beta_bar = Tensor::zeros([batch, m], &neg_cost.device());
         }
     }

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::sigrot::{sigrot_loss, teacher_graph, uot_loss, Kappa};
-use super::sinkhorn::{GradMode, SinkhornConfig, SolverPath};
+use super::sinkhorn::SinkhornConfig;
 use otclip_kernels::SinkhornBackend;
 use super::{clip_loss, siglip_loss};
 
@@ -55,35 +55,17 @@ impl Objective {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
+    /// Which loss trains the towers.
     pub objective: Objective,
     /// λ in λ·CLIP + SIGROT (0.1 in ViCLIP-OT).
     pub lambda: f64,
-    pub eps: f64,
-    /// The KL marginal penalty; `inf` for balanced OT.
-    pub tau: f64,
-    pub iters: usize,
-    pub tol: f64,
     /// `"scale"` (the learnable temperature) or a number.
     pub kappa: Kappa,
-    pub grad: GradMode,
-    /// `fused` (the kernels of `otclip-kernels`, the default) or `reference` (tensor ops).
-    #[serde(default)]
-    pub solver: SolverPath,
     /// Epochs at the start that train with the contrastive term alone (SigLIP for the SigLIP
     /// objectives, CLIP otherwise), before the transport term joins.
     pub transport_warmup_epochs: usize,
-}
-
-impl LossConfig {
-    pub fn sinkhorn(&self) -> SinkhornConfig {
-        SinkhornConfig::new()
-            .with_eps(self.eps)
-            .with_tau(self.tau.is_finite().then_some(self.tau))
-            .with_iters(self.iters)
-            .with_tol(self.tol)
-            .with_grad(self.grad)
-            .with_solver(self.solver)
-    }
+    /// The Sinkhorn solver of the transport term (`[loss.sinkhorn]`).
+    pub sinkhorn: SinkhornConfig,
 }
 
 /// What the loss sees of one batch.
@@ -117,11 +99,11 @@ pub fn objective_loss<B: SinkhornBackend>(inputs: LossInputs<B>, config: &LossCo
         o if o.uses_siglip() => Some(siglip_loss(image.clone(), text.clone(), scale.clone(), bias, &image_ids)),
         _ => Some(clip_loss(image.clone(), text.clone(), scale.clone(), &image_ids)),
     };
-    let sinkhorn = config.sinkhorn();
+    let sinkhorn = &config.sinkhorn;
     let transport = match objective {
         _ if warmup => None,
         Objective::Clip | Objective::Siglip => None,
-        Objective::ClipUot | Objective::SiglipUot => Some(uot_loss(image, text, scale, &sinkhorn)),
+        Objective::ClipUot | Objective::SiglipUot => Some(uot_loss(image, text, scale, sinkhorn)),
         _ => {
             let Some((captions, images)) = teacher else {
                 bail!("objective {objective:?} needs teacher embeddings, and the dataset has none");
@@ -130,7 +112,7 @@ pub fn objective_loss<B: SinkhornBackend>(inputs: LossInputs<B>, config: &LossCo
                 Kappa::Fixed(k) => Tensor::from_floats([k as f32], &image.device()),
                 Kappa::Named(_) => scale,
             };
-            Some(sigrot_loss(image, text, teacher_graph(captions, images), kappa, &sinkhorn))
+            Some(sigrot_loss(image, text, teacher_graph(captions, images), kappa, sinkhorn))
         }
     };
     let total = match (&contrastive, &transport) {

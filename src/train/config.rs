@@ -186,9 +186,7 @@ impl TrainConfig {
         if self.optim.epochs == 0 {
             bail!("optim.epochs must be at least 1");
         }
-        if !(self.loss.eps > 0.0) || !(self.loss.tau > 0.0) {
-            bail!("loss.eps and loss.tau must be positive (tau = inf for balanced OT)");
-        }
+        self.loss.sinkhorn.validate().context("loss.sinkhorn")?;
         Ok(())
     }
 

@@ -173,7 +173,7 @@ fn every_objective_trains() {
     let objectives = ["clip", "siglip", "sigrot", "clip+sigrot", "siglip+sigrot", "clip+uot", "siglip+uot"];
     let dir = tempfile::tempdir().unwrap();
     for objective in objectives {
-        let config = small_config(&[&format!("loss.objective=\"{objective}\""), "loss.iters=30"]);
+        let config = small_config(&[&format!("loss.objective=\"{objective}\""), "loss.sinkhorn.iterations=30"]);
         let run_dir = dir.path().join(objective.replace('+', "_"));
         let options = TrainOptions { quiet: true, max_steps: Some(2), ..Default::default() };
         let summary = train::<B>(&config, &run_dir, &Default::default(), &options).unwrap();

@@ -37,7 +37,7 @@ fn every_loss_matches_the_reference() {
         let sinkhorn = SinkhornConfig::new()
             .with_eps(input["eps"].as_f64().unwrap())
             .with_tau(input["tau"].as_f64())
-            .with_iters(input["iters"].as_u64().unwrap() as usize);
+            .with_iterations(input["iters"].as_u64().unwrap() as usize);
         let kappa_value = input["kappa"].as_f64().unwrap();
 
         close(&format!("{name} clip"), clip_loss(x.clone(), y.clone(), scale.clone(), &ids).into_scalar(), output["clip"].as_f64().unwrap());
@@ -65,14 +65,9 @@ fn every_loss_matches_the_reference() {
         let config = LossConfig {
             objective: Objective::ClipSigrot,
             lambda: 0.1,
-            eps: sinkhorn.eps,
-            tau: sinkhorn.tau.unwrap_or(f64::INFINITY),
-            iters: sinkhorn.iters,
-            tol: 0.0,
             kappa: kappa_config,
-            grad: GradMode::Implicit,
-            solver: SolverPath::Fused,
             transport_warmup_epochs: 0,
+            sinkhorn: SinkhornConfig { tolerance: 0.0, grad: GradMode::Implicit, solver: SolverPath::Fused, ..sinkhorn },
         };
         let inputs = LossInputs {
             image: x,
@@ -92,7 +87,7 @@ fn sigrot_needs_a_teacher() {
     let device = Default::default();
     let x = Tensor::<B, 2>::eye(3, &device);
     let config: LossConfig = toml::from_str(
-        "objective = \"sigrot\"\nlambda = 0.1\neps = 0.05\ntau = 0.5\niters = 10\ntol = 0.0\nkappa = 20\ngrad = \"unroll\"\ntransport_warmup_epochs = 0",
+        "objective = \"sigrot\"\nlambda = 0.1\nkappa = 20\ntransport_warmup_epochs = 0\n[sinkhorn]\neps = 0.05\ntau = 0.5\niterations = 10\ntolerance = 0.0\ngrad = \"unroll\"",
     )
     .unwrap();
     assert_eq!(config.kappa, Kappa::Fixed(20.0));
