@@ -12,7 +12,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 use rayon::prelude::*;
 
 use crate::fallback::tensor;
-use crate::{Potential, Potentials, SinkhornConfig};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornConfig, SolveRecord};
 
 /// The float types the loops run in: the tensor's own (f32 normally, f64 where asked for).
 trait Real: Copy + Send + Sync + PartialOrd + std::fmt::Debug + 'static
@@ -319,26 +319,17 @@ fn reverse_half_step<T: Real>(
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn backward_typed<T: Real>(
-    cost: &TensorData,
-    log_a: &TensorData,
-    log_b: &TensorData,
-    alpha_history: &TensorData,
-    beta_history: &TensorData,
-    iterations: usize,
-    alpha_adjoint: &TensorData,
-    beta_adjoint: &TensorData,
-    config: &SinkhornConfig,
-) -> NdArrayTensor {
+/// The backward pass in the float type `T`; `cost` is the record's cost, read once for its type.
+fn backward_typed<T: Real>(cost: &TensorData, inputs: BackwardInputs<Nd>, config: &SinkhornConfig) -> NdArrayTensor {
+    let BackwardInputs { record: SolveRecord { log_a, log_b, alpha_history, beta_history, iterations, .. }, alpha_adjoint, beta_adjoint } = inputs;
     let [batch, n, m] = [cost.shape[0], cost.shape[1], cost.shape[2]];
     let c = values::<T>(cost);
     let c_t = transpose(&c, n, m);
-    let (la, lb) = (values::<T>(log_a), values::<T>(log_b));
-    let (alphas, betas) = (values::<T>(alpha_history), values::<T>(beta_history));
+    let (la, lb) = (values::<T>(&read::<2>(log_a)), values::<T>(&read::<2>(log_b)));
+    let (alphas, betas) = (values::<T>(&read::<3>(alpha_history)), values::<T>(&read::<3>(beta_history)));
     let alpha_at = |t: usize| &alphas[t * batch * n..(t + 1) * batch * n];
     let beta_at = |t: usize| &betas[t * batch * m..(t + 1) * batch * m];
-    let (mut alpha_bar, mut beta_bar) = (values::<T>(alpha_adjoint), values::<T>(beta_adjoint));
+    let (mut alpha_bar, mut beta_bar) = (values::<T>(&read::<2>(alpha_adjoint)), values::<T>(&read::<2>(beta_adjoint)));
     // ∂L/∂C in both layouts: rows of C for β reversals, rows of Cᵀ for α reversals.
     let (mut grad, mut grad_t) = (vec![T::ZERO; c.len()], vec![T::ZERO; c.len()]);
     for t in (1..=iterations).rev() {
@@ -363,24 +354,10 @@ fn backward_typed<T: Real>(
     write(grad, vec![batch, n, m])
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    cost: NdArrayTensor,
-    log_a: NdArrayTensor,
-    log_b: NdArrayTensor,
-    alpha_history: NdArrayTensor,
-    beta_history: NdArrayTensor,
-    iterations: usize,
-    alpha_adjoint: NdArrayTensor,
-    beta_adjoint: NdArrayTensor,
-    config: &SinkhornConfig,
-) -> NdArrayTensor {
-    let cost = read::<3>(cost);
-    let (log_a, log_b) = (read::<2>(log_a), read::<2>(log_b));
-    let (alphas, betas) = (read::<3>(alpha_history), read::<3>(beta_history));
-    let (alpha_bar, beta_bar) = (read::<2>(alpha_adjoint), read::<2>(beta_adjoint));
+pub fn backward(inputs: BackwardInputs<Nd>, config: &SinkhornConfig) -> NdArrayTensor {
+    let cost = read::<3>(inputs.record.cost.clone());
     match cost.dtype {
-        DType::F64 => backward_typed::<f64>(&cost, &log_a, &log_b, &alphas, &betas, iterations, &alpha_bar, &beta_bar, config),
-        _ => backward_typed::<f32>(&cost, &log_a, &log_b, &alphas, &betas, iterations, &alpha_bar, &beta_bar, config),
+        DType::F64 => backward_typed::<f64>(&cost, inputs, config),
+        _ => backward_typed::<f32>(&cost, inputs, config),
     }
 }

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 
-use crate::{Potential, Potentials, SinkhornConfig};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornConfig, SolveRecord};
 
 pub(crate) fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
@@ -119,18 +119,8 @@ fn reverse_half_step<B: Backend>(
     weighted.sum_dim(reduce_dim).reshape([batch, in_len]).mul_scalar(-config.phi())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn backward<B: Backend>(
-    cost: FloatTensor<B>,
-    log_a: FloatTensor<B>,
-    log_b: FloatTensor<B>,
-    alpha_history: FloatTensor<B>,
-    beta_history: FloatTensor<B>,
-    iterations: usize,
-    alpha_adjoint: FloatTensor<B>,
-    beta_adjoint: FloatTensor<B>,
-    config: &SinkhornConfig,
-) -> FloatTensor<B> {
+pub fn backward<B: Backend>(inputs: BackwardInputs<B>, config: &SinkhornConfig) -> FloatTensor<B> {
+    let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
     let neg_cost = tensor::<B, 3>(cost).div_scalar(-config.eps);
     let [batch, n, m] = neg_cost.dims();
     let (log_a, log_b) = (tensor::<B, 2>(log_a), tensor::<B, 2>(log_b));

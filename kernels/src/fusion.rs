@@ -10,7 +10,7 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::{Potentials, SinkhornBackend, SinkhornConfig};
+use crate::{BackwardInputs, Potentials, SinkhornBackend, SinkhornConfig, SolveRecord};
 
 type Handles<B> = HandleContainer<<<B as FusionBackend>::FusionRuntime as FusionRuntime>::FusionHandle>;
 
@@ -43,8 +43,9 @@ impl<B: FusionBackend + SinkhornBackend> Operation<B::FusionRuntime> for Sinkhor
             }
             Op::Backward(config, iterations) => {
                 let inputs: Vec<_> = (0..7).map(|index| input(handles, index)).collect();
-                let [cost, log_a, log_b, alphas, betas, alpha_bar, beta_bar]: [FloatTensor<B>; 7] = inputs.try_into().expect("seven inputs");
-                vec![B::sinkhorn_backward(cost, log_a, log_b, alphas, betas, iterations, alpha_bar, beta_bar, &config)]
+                let [cost, log_a, log_b, alpha_history, beta_history, alpha_adjoint, beta_adjoint]: [FloatTensor<B>; 7] = inputs.try_into().expect("seven inputs");
+                let record = SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations };
+                vec![B::sinkhorn_backward(BackwardInputs { record, alpha_adjoint, beta_adjoint }, &config)]
             }
         };
         for (output, tensor) in self.desc.outputs.iter().zip(outputs) {
@@ -89,17 +90,8 @@ impl<B: FusionBackend + SinkhornBackend> SinkhornBackend for Fusion<B> {
         register::<B>("otclip_sinkhorn_plan", vec![cost, alpha, beta], vec![shape], Op::Plan(eps)).remove(0)
     }
 
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        config: &SinkhornConfig,
-    ) -> FloatTensor<Self> {
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
         let shape = cost.shape.clone();
         let inputs = vec![cost, log_a, log_b, alpha_history, beta_history, alpha_adjoint, beta_adjoint];
         register::<B>("otclip_sinkhorn_backward", inputs, vec![shape], Op::Backward(*config, iterations)).remove(0)

@@ -47,6 +47,53 @@ pub struct Potentials<B: Backend> {
     pub iterations: FloatTensor<B>,
 }
 
+impl<B: Backend> Potentials<B> {
+    /// The same potentials with every tensor passed through `f` (into or out of a wrapping backend).
+    pub fn map<C: Backend>(self, f: impl Fn(FloatTensor<B>) -> FloatTensor<C>) -> Potentials<C> {
+        Potentials { alpha: f(self.alpha), beta: f(self.beta), alpha_history: f(self.alpha_history), beta_history: f(self.beta_history), iterations: f(self.iterations) }
+    }
+}
+
+/// What a solve keeps for its backward pass: its inputs and the potentials after every iteration.
+#[derive(Debug, Clone)]
+pub struct SolveRecord<B: Backend> {
+    /// C, `[batch, n, m]`.
+    pub cost: FloatTensor<B>,
+    /// log a, `[batch, n]`.
+    pub log_a: FloatTensor<B>,
+    /// log b, `[batch, m]`.
+    pub log_b: FloatTensor<B>,
+    /// α after every iteration, as in [`Potentials::alpha_history`].
+    pub alpha_history: FloatTensor<B>,
+    /// β after every iteration, as in [`Potentials::beta_history`].
+    pub beta_history: FloatTensor<B>,
+    /// The iterations the solve ran.
+    pub iterations: usize,
+}
+
+/// The inputs of the backward pass through the iterations.
+#[derive(Debug, Clone)]
+pub struct BackwardInputs<B: Backend> {
+    /// The solve to reverse.
+    pub record: SolveRecord<B>,
+    /// ∂L/∂α for the final α, `[batch, n]`.
+    pub alpha_adjoint: FloatTensor<B>,
+    /// ∂L/∂β for the final β, `[batch, m]`.
+    pub beta_adjoint: FloatTensor<B>,
+}
+
+impl<B: Backend> BackwardInputs<B> {
+    /// The same inputs with every tensor passed through `f` (into or out of a wrapping backend).
+    pub fn map<C: Backend>(self, f: impl Fn(FloatTensor<B>) -> FloatTensor<C>) -> BackwardInputs<C> {
+        let SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations } = self.record;
+        BackwardInputs {
+            record: SolveRecord { cost: f(cost), log_a: f(log_a), log_b: f(log_b), alpha_history: f(alpha_history), beta_history: f(beta_history), iterations },
+            alpha_adjoint: f(self.alpha_adjoint),
+            beta_adjoint: f(self.beta_adjoint),
+        }
+    }
+}
+
 /// A solved batch at the tensor level.
 #[derive(Debug, Clone)]
 pub struct Transport<B: Backend> {
@@ -69,22 +116,11 @@ pub trait SinkhornBackend: Backend {
         fallback::plan::<Self>(cost, alpha, beta, eps)
     }
 
-    /// The gradient with respect to the cost that comes through the `iterations` iterations,
+    /// The gradient with respect to the cost that comes through the iterations the solve ran,
     /// given the adjoints of the final α and β. The plan's explicit dependence on the cost is
     /// added by the caller.
-    #[allow(clippy::too_many_arguments)]
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        config: &SinkhornConfig,
-    ) -> FloatTensor<Self> {
-        fallback::backward::<Self>(cost, log_a, log_b, alpha_history, beta_history, iterations, alpha_adjoint, beta_adjoint, config)
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        fallback::backward::<Self>(inputs, config)
     }
 
     /// Solve and plan. `Autodiff` overrides this to record the backward pass that `config.grad`
@@ -146,38 +182,22 @@ pub fn sinkhorn_transport<B: SinkhornBackend>(
     }
 }
 
-/// `NdArray` in f32 and f64 (the float primitive carries its own dtype; the loops follow it).
+/// `NdArray` in f32 and f64 (the float primitive carries its own dtype; the loops follow it). The
+/// primitive is one type for both, so `map(|tensor| tensor)` moves a struct between them.
 #[cfg(feature = "ndarray")]
 macro_rules! impl_ndarray {
     ($($float:ty),*) => {$(
         impl SinkhornBackend for burn_ndarray::NdArray<$float> {
             fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Potentials<Self> {
-                let solved = cpu::solve(cost, log_a, log_b, config);
-                Potentials {
-                    alpha: solved.alpha,
-                    beta: solved.beta,
-                    alpha_history: solved.alpha_history,
-                    beta_history: solved.beta_history,
-                    iterations: solved.iterations,
-                }
+                cpu::solve(cost, log_a, log_b, config).map(|tensor| tensor)
             }
 
             fn sinkhorn_plan(cost: FloatTensor<Self>, alpha: FloatTensor<Self>, beta: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
                 cpu::plan(cost, alpha, beta, eps)
             }
 
-            fn sinkhorn_backward(
-                cost: FloatTensor<Self>,
-                log_a: FloatTensor<Self>,
-                log_b: FloatTensor<Self>,
-                alpha_history: FloatTensor<Self>,
-                beta_history: FloatTensor<Self>,
-                iterations: usize,
-                alpha_adjoint: FloatTensor<Self>,
-                beta_adjoint: FloatTensor<Self>,
-                config: &SinkhornConfig,
-            ) -> FloatTensor<Self> {
-                cpu::backward(cost, log_a, log_b, alpha_history, beta_history, iterations, alpha_adjoint, beta_adjoint, config)
+            fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+                cpu::backward(inputs.map(|tensor| tensor), config)
             }
         }
     )*};

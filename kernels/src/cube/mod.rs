@@ -28,7 +28,7 @@ use burn_cubecl::{CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::{CubeCount, CubeDim};
 
 use crate::fallback::{primitive, tensor};
-use crate::{Potential, Potentials, SinkhornBackend, SinkhornConfig};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornBackend, SinkhornConfig, SolveRecord};
 
 /// Units per cube for rows of `cols` elements.
 fn block_for(cols: usize) -> u32 {
@@ -133,17 +133,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
         plan
     }
 
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        config: &SinkhornConfig,
-    ) -> FloatTensor<Self> {
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
         let cost = tensor::<Self, 3>(cost);
         let [batch, n, m] = cost.dims();
         let device = cost.device();
