@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::schedule::Potential;
+use crate::schedule::{HalfSteps, Potential};
 
 /// What flows back from the plan into the cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -152,6 +152,12 @@ impl SinkhornConfig {
         } else {
             Potential::Beta
         }
+    }
+
+    /// The half-steps of `iterations` iterations, in the order they run; `.rev()` is the order
+    /// of the reverse pass.
+    pub fn half_steps(&self, iterations: usize) -> HalfSteps {
+        HalfSteps::new(self.first_update(), iterations)
     }
 
     /// Whether iteration `iteration` (counted from 1) ends with a convergence check.

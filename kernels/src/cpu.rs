@@ -200,22 +200,21 @@ fn solve_typed<T: Real>(cost: &TensorData, log_a: &TensorData, log_b: &TensorDat
     let (mut alpha, mut beta) = (la.clone(), lb.clone());
     let (mut alphas, mut betas) = (alpha.clone(), beta.clone());
     let mut run = 0;
-    for iteration in 0..config.iterations {
-        let previous = alpha.clone();
-        if config.first_update() == Potential::Alpha {
-            half_step(&c, &k, &beta, &la, &mut alpha, n, m, config);
-            half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, config);
-        } else {
-            half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, config);
-            half_step(&c, &k, &beta, &la, &mut alpha, n, m, config);
+    for step in config.half_steps(config.iterations) {
+        match step.writes {
+            Potential::Alpha => half_step(&c, &k, &beta, &la, &mut alpha, n, m, config),
+            Potential::Beta => half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, config),
         }
-        alphas.extend_from_slice(&alpha);
-        betas.extend_from_slice(&beta);
-        run = iteration + 1;
-        if config.checks_convergence_after(iteration + 1) {
-            let change = alpha.iter().zip(&previous).map(|(a, p)| (*a - *p).to_f64().abs()).fold(0.0, f64::max);
-            if change < config.tolerance {
-                break;
+        if step.completes_iteration() {
+            alphas.extend_from_slice(&alpha);
+            betas.extend_from_slice(&beta);
+            run = step.iteration;
+            if config.checks_convergence_after(run) {
+                let previous = &alphas[(run - 1) * batch * n..run * batch * n];
+                let change = alpha.iter().zip(previous).map(|(a, p)| (*a - *p).to_f64().abs()).fold(0.0, f64::max);
+                if change < config.tolerance {
+                    break;
+                }
             }
         }
     }
@@ -332,21 +331,19 @@ fn backward_typed<T: Real>(cost: &TensorData, inputs: BackwardInputs<Nd>, config
     let (mut alpha_bar, mut beta_bar) = (values::<T>(&read::<2>(alpha_adjoint)), values::<T>(&read::<2>(beta_adjoint)));
     // ∂L/∂C in both layouts: rows of C for β reversals, rows of Cᵀ for α reversals.
     let (mut grad, mut grad_t) = (vec![T::ZERO; c.len()], vec![T::ZERO; c.len()]);
-    for t in (1..=iterations).rev() {
-        if config.first_update() == Potential::Alpha {
-            // α_t = A(β_{t−1}), then β_t = B(α_t).
-            reverse_half_step(&c, alpha_at(t), beta_at(t), &lb, &beta_bar, &mut alpha_bar, &mut grad, n, m, config);
-            let mut fresh = vec![T::ZERO; batch * m];
-            reverse_half_step(&c_t, beta_at(t - 1), alpha_at(t), &la, &alpha_bar, &mut fresh, &mut grad_t, m, n, config);
-            beta_bar = fresh;
-            alpha_bar.iter_mut().for_each(|a| *a = T::ZERO);
-        } else {
-            // β_t = B(α_{t−1}), then α_t = A(β_t).
-            reverse_half_step(&c_t, beta_at(t), alpha_at(t), &la, &alpha_bar, &mut beta_bar, &mut grad_t, m, n, config);
-            let mut fresh = vec![T::ZERO; batch * n];
-            reverse_half_step(&c, alpha_at(t - 1), beta_at(t), &lb, &beta_bar, &mut fresh, &mut grad, n, m, config);
-            alpha_bar = fresh;
-            beta_bar.iter_mut().for_each(|b| *b = T::ZERO);
+    // Each step's input gains what flowed into its output; the output's adjoint is then spent.
+    for step in config.half_steps(iterations).rev() {
+        let (t, s) = (step.iteration, step.reads_slot);
+        match step.writes {
+            // α_t = A(β_s) reduces the rows of C; its reverse runs over the rows of Cᵀ, which index β.
+            Potential::Alpha => {
+                reverse_half_step(&c_t, beta_at(s), alpha_at(t), &la, &alpha_bar, &mut beta_bar, &mut grad_t, m, n, config);
+                alpha_bar.fill(T::ZERO);
+            }
+            Potential::Beta => {
+                reverse_half_step(&c, alpha_at(s), beta_at(t), &lb, &beta_bar, &mut alpha_bar, &mut grad, n, m, config);
+                beta_bar.fill(T::ZERO);
+            }
         }
     }
     let grad_t = transpose(&grad_t, m, n);

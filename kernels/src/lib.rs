@@ -14,6 +14,10 @@
 //!   the fused backend as custom operations (`fusion`), and `Autodiff` adds a backward pass
 //!   (`autodiff`) that reverses the stored iterations: its state is O(n + m) per iteration.
 //! - [`sinkhorn_transport`] is the tensor-level entry point.
+//! - [`SinkhornConfig`] holds the settings of a solve for every path (and for otclip's config
+//!   files); its [`SinkhornConfig::half_steps`] is the one order of the half-steps, which every
+//!   forward pass runs and every backward pass reverses. A backward pass takes one
+//!   [`BackwardInputs`].
 
 pub mod autodiff;
 mod config;
@@ -27,7 +31,7 @@ mod fusion;
 mod schedule;
 
 pub use config::{GradMode, SinkhornConfig, SinkhornConfigError, SolverPath};
-pub use schedule::Potential;
+pub use schedule::{HalfStep, HalfSteps, Potential};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;

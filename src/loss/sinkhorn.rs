@@ -76,13 +76,13 @@ pub fn sinkhorn<B: Backend>(
     log_b: Option<Tensor<B, 2>>,
     config: &SinkhornConfig,
 ) -> SinkhornOutput<B> {
+    if let Err(error) = config.validate() {
+        panic!("Sinkhorn: {error}");
+    }
     let [batch, n, m] = cost.dims();
     let device = cost.device();
     let log_a = log_a.unwrap_or_else(|| uniform_log_marginal(batch, n, &device));
     let log_b = log_b.unwrap_or_else(|| uniform_log_marginal(batch, m, &device));
-    if let Err(error) = config.validate() {
-        panic!("Sinkhorn: {error}");
-    }
     let eps = config.eps;
     let phi = config.phi();
     let tracked_cost = match config.grad {
@@ -96,33 +96,38 @@ pub fn sinkhorn<B: Backend>(
     let mut f = Tensor::<B, 2>::zeros([batch, n], &device);
     let mut g = Tensor::<B, 2>::zeros([batch, m], &device);
     let mut iterations = 0;
-    for iteration in 0..config.iterations {
-        let previous = config.checks_convergence_after(iteration + 1).then(|| f.clone());
-        // ANCHOR: iteration
-        let update_f = |g: Tensor<B, 2>| {
-            let row = log_sum_exp(g.div_scalar(eps).reshape([batch, 1, m]) - scaled.clone(), 2).reshape([batch, n]);
-            (log_a.clone() - row).mul_scalar(eps * phi)
-        };
-        let update_g = |f: Tensor<B, 2>| {
-            let col = log_sum_exp(f.div_scalar(eps).reshape([batch, n, 1]) - scaled.clone(), 1).reshape([batch, m]);
-            (log_b.clone() - col).mul_scalar(eps * phi)
-        };
-        if config.first_update() == Potential::Alpha {
-            f = update_f(g.clone());
-            g = update_g(f.clone());
-        } else {
-            g = update_g(f.clone());
-            f = update_f(g.clone());
+    // f before an iteration that ends with a convergence check.
+    let mut previous = None;
+    // ANCHOR: iteration
+    let update_f = |g: Tensor<B, 2>| {
+        let row = log_sum_exp(g.div_scalar(eps).reshape([batch, 1, m]) - scaled.clone(), 2).reshape([batch, n]);
+        (log_a.clone() - row).mul_scalar(eps * phi)
+    };
+    let update_g = |f: Tensor<B, 2>| {
+        let col = log_sum_exp(f.div_scalar(eps).reshape([batch, n, 1]) - scaled.clone(), 1).reshape([batch, m]);
+        (log_b.clone() - col).mul_scalar(eps * phi)
+    };
+    // f first when unbalanced, g first when balanced, as POT does (see `SinkhornConfig::first_update`).
+    for step in config.half_steps(config.iterations) {
+        if !step.completes_iteration() && config.checks_convergence_after(step.iteration) {
+            previous = Some(f.clone());
         }
-        // ANCHOR_END: iteration
-        iterations = iteration + 1;
-        if let Some(previous) = previous {
+        match step.writes {
+            Potential::Alpha => f = update_f(g.clone()),
+            Potential::Beta => g = update_g(f.clone()),
+        }
+        if !step.completes_iteration() {
+            continue;
+        }
+        iterations = step.iteration;
+        if let Some(previous) = previous.take() {
             let change: f64 = (f.clone() - previous).abs().max().div_scalar(eps).into_scalar().elem();
             if change < config.tolerance {
                 break;
             }
         }
     }
+    // ANCHOR_END: iteration
     let (f, g, plan_cost) = match config.grad {
         GradMode::Unroll | GradMode::Implicit => (f, g, scaled),
         GradMode::Detach => (f.detach(), g.detach(), scaled.detach()),

@@ -83,17 +83,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
             );
         };
         let mut run = 0;
-        for iteration in 0..config.iterations {
-            let t = iteration + 1;
-            if config.first_update() == Potential::Alpha {
-                update(&cost, &beta_history, t - 1, &log_a_p, &alpha_history, t);
-                update(&cost_t, &alpha_history, t, &log_b_p, &beta_history, t);
-            } else {
-                update(&cost_t, &alpha_history, t - 1, &log_b_p, &beta_history, t);
-                update(&cost, &beta_history, t, &log_a_p, &alpha_history, t);
+        for step in config.half_steps(config.iterations) {
+            let (t, s) = (step.iteration, step.reads_slot);
+            match step.writes {
+                Potential::Alpha => update(&cost, &beta_history, s, &log_a_p, &alpha_history, t),
+                Potential::Beta => update(&cost_t, &alpha_history, s, &log_b_p, &beta_history, t),
+            }
+            if !step.completes_iteration() {
+                continue;
             }
             run = t;
-            if config.checks_convergence_after(iteration + 1) {
+            if config.checks_convergence_after(t) {
                 let alphas = tensor::<Self, 3>(alpha_history.clone());
                 let change = alphas.clone().slice([t..t + 1]) - alphas.slice([t - 1..t]);
                 let change: f64 = change.abs().max().into_scalar().elem();
@@ -184,17 +184,18 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
             );
             input_adjoint
         };
-        for t in (1..=iterations).rev() {
-            if config.first_update() == Potential::Alpha {
-                // α_t = A(β_{t−1}), then β_t = B(α_t).
-                alpha_bar = reverse(&cost, &alphas, t, &betas, t, &log_b, &beta_bar, &alpha_bar, &grad);
-                beta_bar = reverse(&cost_t, &betas, t - 1, &alphas, t, &log_a, &alpha_bar, &zeros_m, &grad_t);
-                alpha_bar = zeros_n.clone();
-            } else {
-                // β_t = B(α_{t−1}), then α_t = A(β_t).
-                beta_bar = reverse(&cost_t, &betas, t, &alphas, t, &log_a, &alpha_bar, &beta_bar, &grad_t);
-                alpha_bar = reverse(&cost, &alphas, t - 1, &betas, t, &log_b, &beta_bar, &zeros_n, &grad);
-                beta_bar = zeros_m.clone();
+        // Each step's input gains what flowed into its output; the output's adjoint is then spent.
+        for step in config.half_steps(iterations).rev() {
+            let (t, s) = (step.iteration, step.reads_slot);
+            match step.writes {
+                Potential::Alpha => {
+                    beta_bar = reverse(&cost_t, &betas, s, &alphas, t, &log_a, &alpha_bar, &beta_bar, &grad_t);
+                    alpha_bar = zeros_n.clone();
+                }
+                Potential::Beta => {
+                    alpha_bar = reverse(&cost, &alphas, s, &betas, t, &log_b, &beta_bar, &alpha_bar, &grad);
+                    beta_bar = zeros_m.clone();
+                }
             }
         }
         primitive(tensor::<Self, 3>(grad) + tensor::<Self, 3>(grad_t).swap_dims(1, 2))
