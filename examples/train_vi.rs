@@ -12,6 +12,7 @@ use clap::Parser;
 use otclip::data::Split;
 use otclip::eval::{comparison_table, EvalReport};
 use otclip::train::{TrainConfig, TrainOptions};
+use otclip::loss::Objective;
 use otclip::{DeviceSpec, EvalTask, TrainTask, SYNTHETIC_VI_CONFIG};
 
 #[derive(Parser)]
@@ -28,9 +29,9 @@ struct Args {
     #[arg(long)]
     fresh: bool,
     /// The training objective (the config's, `clip+sigrot`, when absent): clip, siglip, sigrot,
-    /// clip+sigrot, siglip+sigrot, clip+uot or siglip+uot.
+    /// uot, or CONTRASTIVE+TRANSPORT such as clip+sigrot, siglip+sigrot, clip+uot.
     #[arg(long)]
-    objective: Option<String>,
+    objective: Option<Objective>,
     /// Train on a dataset spec instead of the built-in synthetic data, e.g.
     /// `viclip-ot:/data/uit-openviic` (see the book's "Your data"); implies `--objective clip`
     /// unless one is given, since the built-in SIGROT teacher exists only for synthetic data.
@@ -50,7 +51,7 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
         std::fs::remove_dir_all(out)?;
     }
     let resume = out.join("checkpoints").exists();
-    eprintln!("{} on {} → {}", config.loss.objective.name(), args.device, out.display());
+    eprintln!("{} on {} → {}", config.loss.objective().name(), args.device, out.display());
     let options = TrainOptions { resume, ..Default::default() };
     let summary = TrainTask { config, run_dir: out.to_path_buf(), options }.run_on(args.device)?;
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
@@ -62,6 +63,11 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
 }
 // ANCHOR_END: quickstart
 
+/// The `--set` overrides that choose `objective`.
+fn objective_overrides(objective: Objective) -> [String; 2] {
+    [format!("loss.contrastive=\"{}\"", objective.contrastive.as_str()), format!("loss.transport=\"{}\"", objective.transport.as_str())]
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut overrides: Vec<String> = args.epochs.map(|e| format!("optim.epochs={e}")).into_iter().collect();
@@ -69,16 +75,16 @@ fn main() -> Result<()> {
         overrides.push(format!("data.dataset={}", toml::Value::String(spec.clone())));
         overrides.push("data.augment=\"viclip-ot\"".into());
         if args.objective.is_none() {
-            overrides.push("loss.objective=\"clip\"".into());
+            overrides.extend(objective_overrides("clip".parse()?));
         }
     }
-    if let Some(objective) = &args.objective {
-        overrides.push(format!("loss.objective=\"{objective}\""));
+    if let Some(objective) = args.objective {
+        overrides.extend(objective_overrides(objective));
     }
     let first = train_and_evaluate(&args, &args.out, &overrides)?;
     print!("{}", first.table());
     if args.baseline {
-        overrides.push("loss.objective=\"clip\"".into());
+        overrides.extend(objective_overrides("clip".parse()?));
         let out = PathBuf::from(format!("{}-clip", args.out.display()));
         let clip = train_and_evaluate(&args, &out, &overrides)?;
         print!("{}", clip.table());

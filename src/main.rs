@@ -234,8 +234,8 @@ fn main() -> Result<()> {
             let config = SinkhornConfig::new()
                 .with_eps(eps)
                 .with_tau((!balanced).then_some(tau))
-                .with_iters(iters)
-                .with_tol(tol)
+                .with_iterations(iters)
+                .with_tolerance(tol)
                 .with_grad(GradMode::Detach)
                 .with_solver(match solver {
                     Solver::Fused => SolverPath::Fused,

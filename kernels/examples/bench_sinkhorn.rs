@@ -13,11 +13,8 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::TensorPrimitive;
 use otclip_kernels::fallback;
-use otclip_kernels::{sinkhorn_transport, KernelGrad, SinkhornBackend, SolveParams};
+use otclip_kernels::{sinkhorn_transport, GradMode, SinkhornBackend, SinkhornConfig};
 
-const EPS: f64 = 0.05;
-const TAU: f64 = 0.5;
-const ITERS: usize = 200;
 /// The tensor-op backward keeps about this many n×m tensors per half-iteration.
 const UNROLL_TENSORS_PER_HALF_STEP: usize = 6;
 
@@ -97,15 +94,18 @@ fn inputs<B: Backend>(cost: &[f32], n: usize, device: &B::Device) -> (Tensor<B, 
     (cost, log_marginal.clone(), log_marginal)
 }
 
-fn params() -> SolveParams {
-    SolveParams { eps: EPS, phi: TAU / (TAU + EPS), iters: ITERS, tol: 0.0 }
+/// The paper's settings: ε = 0.05, τ = 0.5, 200 iterations.
+fn config(grad: GradMode) -> SinkhornConfig {
+    SinkhornConfig::new().with_grad(grad)
 }
 
 /// The tensor-op solve and plan, on any backend (tracked when the backend is `Autodiff`).
 fn tensor_op_plan<B: Backend>(cost: Tensor<B, 3>, log_a: Tensor<B, 2>, log_b: Tensor<B, 2>) -> Tensor<B, 3> {
     let prim = |t: Tensor<B, 2>| t.into_primitive().tensor();
-    let solved = fallback::solve::<B>(cost.clone().into_primitive().tensor(), prim(log_a), prim(log_b), params());
-    let plan = fallback::plan::<B>(cost.into_primitive().tensor(), solved.alpha, solved.beta, EPS);
+    // Autodiff follows every tensor op: the `unroll` gradient.
+    let config = config(GradMode::Unroll);
+    let solved = fallback::solve::<B>(cost.clone().into_primitive().tensor(), prim(log_a), prim(log_b), &config);
+    let plan = fallback::plan::<B>(cost.into_primitive().tensor(), solved.alpha, solved.beta, config.eps);
     Tensor::from_primitive(TensorPrimitive::Float(plan))
 }
 
@@ -130,17 +130,17 @@ where
         let weights_t = Tensor::<B, 3>::from_data(TensorData::new(weights.clone(), [1, n, n]), device);
         let (c, a, b) = inputs::<B::InnerBackend>(&cost, n, &weights_t.clone().inner().device());
         let fused_forward = time(options.reps, || {
-            sinkhorn_transport(c.clone(), a.clone(), b.clone(), params(), KernelGrad::Detach).plan.sum().into_scalar().elem()
+            sinkhorn_transport(c.clone(), a.clone(), b.clone(), &config(GradMode::Detach)).plan.sum().into_scalar().elem()
         });
         let reference_forward = time(options.reps, || tensor_op_plan(c.clone(), a.clone(), b.clone()).sum().into_scalar().elem());
         let (c, a, b) = inputs::<B>(&cost, n, device);
         let fused_backward = time(options.reps, || {
             let cost = c.clone().require_grad();
-            let plan = sinkhorn_transport(cost.clone(), a.clone(), b.clone(), params(), KernelGrad::Implicit).plan;
+            let plan = sinkhorn_transport(cost.clone(), a.clone(), b.clone(), &config(GradMode::Implicit)).plan;
             let grads = (plan * weights_t.clone()).sum().backward();
             cost.grad(&grads).unwrap().sum().into_scalar().elem()
         });
-        let unroll_bytes = (2 * ITERS * UNROLL_TENSORS_PER_HALF_STEP * n * n * 4) as f64;
+        let unroll_bytes = (2 * config(GradMode::Unroll).iterations * UNROLL_TENSORS_PER_HALF_STEP * n * n * 4) as f64;
         let reference_backward = (unroll_bytes <= options.unroll_budget).then(|| {
             time(options.reps, || {
                 let cost = c.clone().require_grad();
@@ -176,7 +176,9 @@ fn main() {
         "cuda" => bench::<Autodiff<burn::backend::Cuda>>(&options, &Default::default()),
         other => panic!("backend {other} is not compiled in (features: wgpu, cuda)"),
     };
-    println!("Sinkhorn, unbalanced (τ = {TAU}), ε = {EPS}, {ITERS} iterations, backend {}; medians of {} runs", options.backend, options.reps);
+    let SinkhornConfig { eps, tau, iterations, .. } = config(GradMode::Implicit);
+    let tau = tau.expect("the benchmark solves unbalanced problems");
+    println!("Sinkhorn, unbalanced (τ = {tau}), ε = {eps}, {iterations} iterations, backend {}; medians of {} runs", options.backend, options.reps);
     println!("{:>6} | {:>12} {:>12} {:>7} | {:>14} {:>14} {:>7}", "n", "fused fwd ms", "tensor fwd", "ratio", "fused fwd+bwd", "tensor fwd+bwd", "ratio");
     for row in &rows {
         let reference = row.reference_forward_backward_ms.map_or("—".to_string(), |v| format!("{v:.1}"));
@@ -187,7 +189,7 @@ fn main() {
         );
     }
     let json = serde_json::json!({
-        "benchmark": "sinkhorn", "backend": options.backend, "eps": EPS, "tau": TAU, "iters": ITERS,
+        "benchmark": "sinkhorn", "backend": options.backend, "eps": eps, "tau": tau, "iters": iterations,
         "reps": options.reps, "results": rows,
     });
     println!("{json}");

@@ -12,7 +12,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 use rayon::prelude::*;
 
 use crate::fallback::tensor;
-use crate::{Potentials, SolveParams};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornConfig, SolveRecord};
 
 /// The float types the loops run in: the tensor's own (f32 normally, f64 where asked for).
 trait Real: Copy + Send + Sync + PartialOrd + std::fmt::Debug + 'static
@@ -153,9 +153,9 @@ fn row_lse<T: Real>(input: &[T], row: &[T], neg_inv_eps: T) -> T {
 
 // ANCHOR: cpu_half_step
 #[allow(clippy::too_many_arguments)]
-fn half_step<T: Real>(x: &[T], kernel: &[T], input: &[T], log_out: &[T], out: &mut [T], rows: usize, cols: usize, params: SolveParams) {
-    let neg_inv_eps = T::of(-1.0 / params.eps);
-    let phi = T::of(params.phi);
+fn half_step<T: Real>(x: &[T], kernel: &[T], input: &[T], log_out: &[T], out: &mut [T], rows: usize, cols: usize, config: &SinkhornConfig) {
+    let neg_inv_eps = T::of(-1.0 / config.eps);
+    let phi = T::of(config.phi());
     let problems = out.len() / rows;
     let shifted: Vec<(T, Vec<T>)> = (0..problems)
         .map(|problem| {
@@ -191,41 +191,40 @@ fn gibbs_kernel<T: Real>(x: &[T], eps: f64) -> Vec<T> {
     kernel
 }
 
-fn solve_typed<T: Real>(cost: &TensorData, log_a: &TensorData, log_b: &TensorData, params: SolveParams) -> Potentials<Nd> {
+fn solve_typed<T: Real>(cost: &TensorData, log_a: &TensorData, log_b: &TensorData, config: &SinkhornConfig) -> Potentials<Nd> {
     let [batch, n, m] = [cost.shape[0], cost.shape[1], cost.shape[2]];
     let c = values::<T>(cost);
     let c_t = transpose(&c, n, m);
-    let (k, k_t) = (gibbs_kernel(&c, params.eps), gibbs_kernel(&c_t, params.eps));
+    let (k, k_t) = (gibbs_kernel(&c, config.eps), gibbs_kernel(&c_t, config.eps));
     let (la, lb) = (values::<T>(log_a), values::<T>(log_b));
     let (mut alpha, mut beta) = (la.clone(), lb.clone());
     let (mut alphas, mut betas) = (alpha.clone(), beta.clone());
     let mut run = 0;
-    for iteration in 0..params.iters {
-        let previous = alpha.clone();
-        if params.alpha_first() {
-            half_step(&c, &k, &beta, &la, &mut alpha, n, m, params);
-            half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, params);
-        } else {
-            half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, params);
-            half_step(&c, &k, &beta, &la, &mut alpha, n, m, params);
+    for step in config.half_steps(config.iterations) {
+        match step.writes {
+            Potential::Alpha => half_step(&c, &k, &beta, &la, &mut alpha, n, m, config),
+            Potential::Beta => half_step(&c_t, &k_t, &alpha, &lb, &mut beta, m, n, config),
         }
-        alphas.extend_from_slice(&alpha);
-        betas.extend_from_slice(&beta);
-        run = iteration + 1;
-        if params.checks_after(iteration) {
-            let change = alpha.iter().zip(&previous).map(|(a, p)| (*a - *p).to_f64().abs()).fold(0.0, f64::max);
-            if change < params.tol {
-                break;
+        if step.completes_iteration() {
+            alphas.extend_from_slice(&alpha);
+            betas.extend_from_slice(&beta);
+            run = step.iteration;
+            if config.checks_convergence_after(run) {
+                let previous = &alphas[(run - 1) * batch * n..run * batch * n];
+                let change = alpha.iter().zip(previous).map(|(a, p)| (*a - *p).to_f64().abs()).fold(0.0, f64::max);
+                if change < config.tolerance {
+                    break;
+                }
             }
         }
     }
-    alphas.resize((params.iters + 1) * batch * n, T::ZERO);
-    betas.resize((params.iters + 1) * batch * m, T::ZERO);
+    alphas.resize((config.iterations + 1) * batch * n, T::ZERO);
+    betas.resize((config.iterations + 1) * batch * m, T::ZERO);
     Potentials {
         alpha: write(alpha, vec![batch, n]),
         beta: write(beta, vec![batch, m]),
-        alpha_history: write(alphas, vec![params.iters + 1, batch, n]),
-        beta_history: write(betas, vec![params.iters + 1, batch, m]),
+        alpha_history: write(alphas, vec![config.iterations + 1, batch, n]),
+        beta_history: write(betas, vec![config.iterations + 1, batch, m]),
         iterations: write(vec![T::of(run as f64)], vec![1]),
     }
 }
@@ -234,13 +233,13 @@ pub fn solve(
     cost: NdArrayTensor,
     log_a: NdArrayTensor,
     log_b: NdArrayTensor,
-    params: SolveParams,
+    config: &SinkhornConfig,
 ) -> Potentials<Nd> {
     let cost = read::<3>(cost);
     let (log_a, log_b) = (read::<2>(log_a), read::<2>(log_b));
     match cost.dtype {
-        DType::F64 => solve_typed::<f64>(&cost, &log_a, &log_b, params),
-        _ => solve_typed::<f32>(&cost, &log_a, &log_b, params),
+        DType::F64 => solve_typed::<f64>(&cost, &log_a, &log_b, config),
+        _ => solve_typed::<f32>(&cost, &log_a, &log_b, config),
     }
 }
 
@@ -287,11 +286,11 @@ fn reverse_half_step<T: Real>(
     grad: &mut [T],
     rows: usize,
     cols: usize,
-    params: SolveParams,
+    config: &SinkhornConfig,
 ) {
-    let neg_inv_eps = T::of(-1.0 / params.eps);
-    let inv_phi = T::of(1.0 / params.phi);
-    let (phi, grad_scale) = (T::of(params.phi), T::of(params.phi / params.eps));
+    let neg_inv_eps = T::of(-1.0 / config.eps);
+    let inv_phi = T::of(1.0 / config.phi());
+    let (phi, grad_scale) = (T::of(config.phi()), T::of(config.phi() / config.eps));
     let lse: Vec<T> = log_out.iter().zip(output).map(|(&l, &o)| (l - o) * inv_phi).collect();
     input_adjoint.par_iter_mut().zip(grad.par_chunks_mut(cols)).enumerate().with_min_len(16).for_each(|(index, (adjoint, grad_row))| {
         let problem = index / rows;
@@ -319,43 +318,32 @@ fn reverse_half_step<T: Real>(
     });
 }
 
-#[allow(clippy::too_many_arguments)]
-fn backward_typed<T: Real>(
-    cost: &TensorData,
-    log_a: &TensorData,
-    log_b: &TensorData,
-    alpha_history: &TensorData,
-    beta_history: &TensorData,
-    iterations: usize,
-    alpha_adjoint: &TensorData,
-    beta_adjoint: &TensorData,
-    params: SolveParams,
-) -> NdArrayTensor {
+/// The backward pass in the float type `T`; `cost` is the record's cost, read once for its type.
+fn backward_typed<T: Real>(cost: &TensorData, inputs: BackwardInputs<Nd>, config: &SinkhornConfig) -> NdArrayTensor {
+    let BackwardInputs { record: SolveRecord { log_a, log_b, alpha_history, beta_history, iterations, .. }, alpha_adjoint, beta_adjoint } = inputs;
     let [batch, n, m] = [cost.shape[0], cost.shape[1], cost.shape[2]];
     let c = values::<T>(cost);
     let c_t = transpose(&c, n, m);
-    let (la, lb) = (values::<T>(log_a), values::<T>(log_b));
-    let (alphas, betas) = (values::<T>(alpha_history), values::<T>(beta_history));
+    let (la, lb) = (values::<T>(&read::<2>(log_a)), values::<T>(&read::<2>(log_b)));
+    let (alphas, betas) = (values::<T>(&read::<3>(alpha_history)), values::<T>(&read::<3>(beta_history)));
     let alpha_at = |t: usize| &alphas[t * batch * n..(t + 1) * batch * n];
     let beta_at = |t: usize| &betas[t * batch * m..(t + 1) * batch * m];
-    let (mut alpha_bar, mut beta_bar) = (values::<T>(alpha_adjoint), values::<T>(beta_adjoint));
+    let (mut alpha_bar, mut beta_bar) = (values::<T>(&read::<2>(alpha_adjoint)), values::<T>(&read::<2>(beta_adjoint)));
     // ∂L/∂C in both layouts: rows of C for β reversals, rows of Cᵀ for α reversals.
     let (mut grad, mut grad_t) = (vec![T::ZERO; c.len()], vec![T::ZERO; c.len()]);
-    for t in (1..=iterations).rev() {
-        if params.alpha_first() {
-            // α_t = A(β_{t−1}), then β_t = B(α_t).
-            reverse_half_step(&c, alpha_at(t), beta_at(t), &lb, &beta_bar, &mut alpha_bar, &mut grad, n, m, params);
-            let mut fresh = vec![T::ZERO; batch * m];
-            reverse_half_step(&c_t, beta_at(t - 1), alpha_at(t), &la, &alpha_bar, &mut fresh, &mut grad_t, m, n, params);
-            beta_bar = fresh;
-            alpha_bar.iter_mut().for_each(|a| *a = T::ZERO);
-        } else {
-            // β_t = B(α_{t−1}), then α_t = A(β_t).
-            reverse_half_step(&c_t, beta_at(t), alpha_at(t), &la, &alpha_bar, &mut beta_bar, &mut grad_t, m, n, params);
-            let mut fresh = vec![T::ZERO; batch * n];
-            reverse_half_step(&c, alpha_at(t - 1), beta_at(t), &lb, &beta_bar, &mut fresh, &mut grad, n, m, params);
-            alpha_bar = fresh;
-            beta_bar.iter_mut().for_each(|b| *b = T::ZERO);
+    // Each step's input gains what flowed into its output; the output's adjoint is then spent.
+    for step in config.half_steps(iterations).rev() {
+        let (t, s) = (step.iteration, step.reads_slot);
+        match step.writes {
+            // α_t = A(β_s) reduces the rows of C; its reverse runs over the rows of Cᵀ, which index β.
+            Potential::Alpha => {
+                reverse_half_step(&c_t, beta_at(s), alpha_at(t), &la, &alpha_bar, &mut beta_bar, &mut grad_t, m, n, config);
+                alpha_bar.fill(T::ZERO);
+            }
+            Potential::Beta => {
+                reverse_half_step(&c, alpha_at(s), beta_at(t), &lb, &beta_bar, &mut alpha_bar, &mut grad, n, m, config);
+                beta_bar.fill(T::ZERO);
+            }
         }
     }
     let grad_t = transpose(&grad_t, m, n);
@@ -363,24 +351,10 @@ fn backward_typed<T: Real>(
     write(grad, vec![batch, n, m])
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn backward(
-    cost: NdArrayTensor,
-    log_a: NdArrayTensor,
-    log_b: NdArrayTensor,
-    alpha_history: NdArrayTensor,
-    beta_history: NdArrayTensor,
-    iterations: usize,
-    alpha_adjoint: NdArrayTensor,
-    beta_adjoint: NdArrayTensor,
-    params: SolveParams,
-) -> NdArrayTensor {
-    let cost = read::<3>(cost);
-    let (log_a, log_b) = (read::<2>(log_a), read::<2>(log_b));
-    let (alphas, betas) = (read::<3>(alpha_history), read::<3>(beta_history));
-    let (alpha_bar, beta_bar) = (read::<2>(alpha_adjoint), read::<2>(beta_adjoint));
+pub fn backward(inputs: BackwardInputs<Nd>, config: &SinkhornConfig) -> NdArrayTensor {
+    let cost = read::<3>(inputs.record.cost.clone());
     match cost.dtype {
-        DType::F64 => backward_typed::<f64>(&cost, &log_a, &log_b, &alphas, &betas, iterations, &alpha_bar, &beta_bar, params),
-        _ => backward_typed::<f32>(&cost, &log_a, &log_b, &alphas, &betas, iterations, &alpha_bar, &beta_bar, params),
+        DType::F64 => backward_typed::<f64>(&cost, inputs, config),
+        _ => backward_typed::<f32>(&cost, inputs, config),
     }
 }

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
 
-use crate::{Potentials, SolveParams};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornConfig, SolveRecord};
 
 pub(crate) fn tensor<B: Backend, const D: usize>(primitive: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
@@ -52,37 +52,35 @@ fn stack_history<B: Backend>(slots: Vec<Tensor<B, 2>>, iters: usize) -> Tensor<B
     stacked
 }
 
-pub fn solve<B: Backend>(cost: FloatTensor<B>, log_a: FloatTensor<B>, log_b: FloatTensor<B>, params: SolveParams) -> Potentials<B> {
-    let neg_cost = tensor::<B, 3>(cost).div_scalar(-params.eps);
+pub fn solve<B: Backend>(cost: FloatTensor<B>, log_a: FloatTensor<B>, log_b: FloatTensor<B>, config: &SinkhornConfig) -> Potentials<B> {
+    let phi = config.phi();
+    let neg_cost = tensor::<B, 3>(cost).div_scalar(-config.eps);
     let (log_a, log_b) = (tensor::<B, 2>(log_a), tensor::<B, 2>(log_b));
     let device = neg_cost.device();
     let (mut alpha, mut beta) = (log_a.clone(), log_b.clone());
     let (mut alphas, mut betas) = (vec![alpha.clone()], vec![beta.clone()]);
-    let mut run = 0;
-    for iteration in 0..params.iters {
-        let previous = alpha.clone();
-        if params.alpha_first() {
-            alpha = update_alpha(&neg_cost, beta, &log_a, params.phi);
-            beta = update_beta(&neg_cost, alpha.clone(), &log_b, params.phi);
-        } else {
-            beta = update_beta(&neg_cost, alpha, &log_b, params.phi);
-            alpha = update_alpha(&neg_cost, beta.clone(), &log_a, params.phi);
+    for step in config.half_steps(config.iterations) {
+        match step.writes {
+            Potential::Alpha => alpha = update_alpha(&neg_cost, beta.clone(), &log_a, phi),
+            Potential::Beta => beta = update_beta(&neg_cost, alpha.clone(), &log_b, phi),
         }
-        alphas.push(alpha.clone());
-        betas.push(beta.clone());
-        run = iteration + 1;
-        if params.checks_after(iteration) {
-            let change: f64 = (alpha.clone() - previous).abs().max().into_scalar().elem();
-            if change < params.tol {
-                break;
+        if step.completes_iteration() {
+            alphas.push(alpha.clone());
+            betas.push(beta.clone());
+            if config.checks_convergence_after(step.iteration) {
+                let change: f64 = (alpha.clone() - alphas[step.iteration - 1].clone()).abs().max().into_scalar().elem();
+                if change < config.tolerance {
+                    break;
+                }
             }
         }
     }
+    let run = alphas.len() - 1;
     Potentials {
         alpha: primitive(alpha),
         beta: primitive(beta),
-        alpha_history: primitive(stack_history(alphas, params.iters)),
-        beta_history: primitive(stack_history(betas, params.iters)),
+        alpha_history: primitive(stack_history(alphas, config.iterations)),
+        beta_history: primitive(stack_history(betas, config.iterations)),
         iterations: primitive(Tensor::<B, 1>::from_floats([run as f32], &device)),
     }
 }
@@ -94,63 +92,59 @@ pub fn plan<B: Backend>(cost: FloatTensor<B>, alpha: FloatTensor<B>, beta: Float
     primitive(exponent.exp())
 }
 
-/// The reverse of one half-step `out_r = log_out_r − φ LSE_k(in_k − C_rk/ε)` (rows r along
-/// `reduce_dim`'s other axis): returns the adjoint of `in` and adds to `cost_grad`.
-/// `row_dim` is the axis of `out` in the `[batch, n, m]` cost (2 when `out` is α, 1 when β).
+/// The reverse of the half-step that wrote `writes`, out_r = log_out_r − φ LSE_k(in_k − C_rk/ε)
+/// (r over the rows of C for α, over its columns for β): adds the step's share of ∂L/∂C to
+/// `cost_grad` and returns the adjoint it passes to its input.
 #[allow(clippy::too_many_arguments)]
 fn reverse_half_step<B: Backend>(
     neg_cost: &Tensor<B, 3>,
+    writes: Potential,
     input: Tensor<B, 2>,
     output: Tensor<B, 2>,
     log_out: &Tensor<B, 2>,
     output_adjoint: Tensor<B, 2>,
-    out_is_alpha: bool,
-    params: SolveParams,
+    config: &SinkhornConfig,
     cost_grad: &mut Tensor<B, 3>,
 ) -> Tensor<B, 2> {
+    let phi = config.phi();
     let [batch, n, m] = neg_cost.dims();
-    let (out_shape, in_shape, reduce_dim) = if out_is_alpha { ([batch, n, 1], [batch, 1, m], 1) } else { ([batch, 1, m], [batch, n, 1], 2) };
+    // The shapes that broadcast the output and the input over C, and the axis the input's rows sum over.
+    let (out_shape, in_shape, reduce_dim, in_len) = match writes {
+        Potential::Alpha => ([batch, n, 1], [batch, 1, m], 1, m),
+        Potential::Beta => ([batch, 1, m], [batch, n, 1], 2, n),
+    };
     // The row's LSE from the forward, recovered from its output: L = (log_out − out)/φ.
-    let lse = (log_out.clone() - output).div_scalar(params.phi).reshape(out_shape);
+    let lse = (log_out.clone() - output).div_scalar(phi).reshape(out_shape);
     let softmax = (neg_cost.clone() + input.reshape(in_shape) - lse).exp();
     let weighted = softmax * output_adjoint.reshape(out_shape);
-    *cost_grad = cost_grad.clone() + weighted.clone().mul_scalar(params.phi / params.eps);
-    let in_len = if out_is_alpha { m } else { n };
-    weighted.sum_dim(reduce_dim).reshape([batch, in_len]).mul_scalar(-params.phi)
+    *cost_grad = cost_grad.clone() + weighted.clone().mul_scalar(phi / config.eps);
+    weighted.sum_dim(reduce_dim).reshape([batch, in_len]).mul_scalar(-phi)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn backward<B: Backend>(
-    cost: FloatTensor<B>,
-    log_a: FloatTensor<B>,
-    log_b: FloatTensor<B>,
-    alpha_history: FloatTensor<B>,
-    beta_history: FloatTensor<B>,
-    iterations: usize,
-    alpha_adjoint: FloatTensor<B>,
-    beta_adjoint: FloatTensor<B>,
-    params: SolveParams,
-) -> FloatTensor<B> {
-    let neg_cost = tensor::<B, 3>(cost).div_scalar(-params.eps);
+pub fn backward<B: Backend>(inputs: BackwardInputs<B>, config: &SinkhornConfig) -> FloatTensor<B> {
+    let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
+    let neg_cost = tensor::<B, 3>(cost).div_scalar(-config.eps);
     let [batch, n, m] = neg_cost.dims();
     let (log_a, log_b) = (tensor::<B, 2>(log_a), tensor::<B, 2>(log_b));
     let (alphas, betas) = (tensor::<B, 3>(alpha_history), tensor::<B, 3>(beta_history));
     let slot = |history: &Tensor<B, 3>, t: usize, len: usize| history.clone().slice([t..t + 1]).reshape([batch, len]);
+    let zeros = |len: usize| Tensor::<B, 2>::zeros([batch, len], &neg_cost.device());
     let mut cost_grad = neg_cost.zeros_like();
     let (mut alpha_bar, mut beta_bar) = (tensor::<B, 2>(alpha_adjoint), tensor::<B, 2>(beta_adjoint));
-    for t in (1..=iterations).rev() {
-        let alpha_t = slot(&alphas, t, n);
-        let beta_t = slot(&betas, t, m);
-        if params.alpha_first() {
-            // α_t = A(β_{t−1}), then β_t = B(α_t).
-            alpha_bar = alpha_bar + reverse_half_step(&neg_cost, alpha_t.clone(), beta_t, &log_b, beta_bar, false, params, &mut cost_grad);
-            beta_bar = reverse_half_step(&neg_cost, slot(&betas, t - 1, m), alpha_t, &log_a, alpha_bar, true, params, &mut cost_grad);
-            alpha_bar = Tensor::zeros([batch, n], &neg_cost.device());
-        } else {
-            // β_t = B(α_{t−1}), then α_t = A(β_t).
-            beta_bar = beta_bar + reverse_half_step(&neg_cost, beta_t.clone(), alpha_t, &log_a, alpha_bar, true, params, &mut cost_grad);
-            alpha_bar = reverse_half_step(&neg_cost, slot(&alphas, t - 1, n), beta_t, &log_b, beta_bar, false, params, &mut cost_grad);
-            beta_bar = Tensor::zeros([batch, m], &neg_cost.device());
+    // Each step's input gains what flowed into its output; the output's adjoint is then spent.
+    for step in config.half_steps(iterations).rev() {
+        let (t, s) = (step.iteration, step.reads_slot);
+        match step.writes {
+            Potential::Alpha => {
+                let (input, output) = (slot(&betas, s, m), slot(&alphas, t, n));
+                beta_bar = beta_bar + reverse_half_step(&neg_cost, step.writes, input, output, &log_a, alpha_bar, config, &mut cost_grad);
+                alpha_bar = zeros(n);
+            }
+            Potential::Beta => {
+                let (input, output) = (slot(&alphas, s, n), slot(&betas, t, m));
+                alpha_bar = alpha_bar + reverse_half_step(&neg_cost, step.writes, input, output, &log_b, beta_bar, config, &mut cost_grad);
+                beta_bar = zeros(m);
+            }
         }
     }
     primitive(cost_grad)

@@ -10,15 +10,15 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::{Potentials, SinkhornBackend, SolveParams};
+use crate::{BackwardInputs, Potentials, SinkhornBackend, SinkhornConfig, SolveRecord};
 
 type Handles<B> = HandleContainer<<<B as FusionBackend>::FusionRuntime as FusionRuntime>::FusionHandle>;
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
-    Solve(SolveParams),
+    Solve(SinkhornConfig),
     Plan(f64),
-    Backward(SolveParams, usize),
+    Backward(SinkhornConfig, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -32,19 +32,20 @@ impl<B: FusionBackend + SinkhornBackend> Operation<B::FusionRuntime> for Sinkhor
     fn execute(&self, handles: &mut Handles<B>) {
         let input = |handles: &mut Handles<B>, index: usize| handles.get_float_tensor::<B>(&self.desc.inputs[index]);
         let outputs: Vec<FloatTensor<B>> = match self.op {
-            Op::Solve(params) => {
+            Op::Solve(config) => {
                 let (cost, log_a, log_b) = (input(handles, 0), input(handles, 1), input(handles, 2));
-                let solved = B::sinkhorn_solve(cost, log_a, log_b, params);
+                let solved = B::sinkhorn_solve(cost, log_a, log_b, &config);
                 vec![solved.alpha, solved.beta, solved.alpha_history, solved.beta_history, solved.iterations]
             }
             Op::Plan(eps) => {
                 let (cost, alpha, beta) = (input(handles, 0), input(handles, 1), input(handles, 2));
                 vec![B::sinkhorn_plan(cost, alpha, beta, eps)]
             }
-            Op::Backward(params, iterations) => {
+            Op::Backward(config, iterations) => {
                 let inputs: Vec<_> = (0..7).map(|index| input(handles, index)).collect();
-                let [cost, log_a, log_b, alphas, betas, alpha_bar, beta_bar]: [FloatTensor<B>; 7] = inputs.try_into().expect("seven inputs");
-                vec![B::sinkhorn_backward(cost, log_a, log_b, alphas, betas, iterations, alpha_bar, beta_bar, params)]
+                let [cost, log_a, log_b, alpha_history, beta_history, alpha_adjoint, beta_adjoint]: [FloatTensor<B>; 7] = inputs.try_into().expect("seven inputs");
+                let record = SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations };
+                vec![B::sinkhorn_backward(BackwardInputs { record, alpha_adjoint, beta_adjoint }, &config)]
             }
         };
         for (output, tensor) in self.desc.outputs.iter().zip(outputs) {
@@ -69,9 +70,9 @@ fn register<B: FusionBackend + SinkhornBackend>(
 }
 
 impl<B: FusionBackend + SinkhornBackend> SinkhornBackend for Fusion<B> {
-    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, params: SolveParams) -> Potentials<Self> {
+    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Potentials<Self> {
         let [batch, n, m] = cost.shape.dims::<3>();
-        let slots = params.iters + 1;
+        let slots = config.iterations + 1;
         let shapes = vec![
             Shape::new([batch, n]),
             Shape::new([batch, m]),
@@ -80,7 +81,7 @@ impl<B: FusionBackend + SinkhornBackend> SinkhornBackend for Fusion<B> {
             Shape::new([1]),
         ];
         let [alpha, beta, alpha_history, beta_history, iterations]: [FusionTensor<B::FusionRuntime>; 5] =
-            register::<B>("otclip_sinkhorn_solve", vec![cost, log_a, log_b], shapes, Op::Solve(params)).try_into().expect("five outputs");
+            register::<B>("otclip_sinkhorn_solve", vec![cost, log_a, log_b], shapes, Op::Solve(*config)).try_into().expect("five outputs");
         Potentials { alpha, beta, alpha_history, beta_history, iterations }
     }
 
@@ -89,19 +90,10 @@ impl<B: FusionBackend + SinkhornBackend> SinkhornBackend for Fusion<B> {
         register::<B>("otclip_sinkhorn_plan", vec![cost, alpha, beta], vec![shape], Op::Plan(eps)).remove(0)
     }
 
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        params: SolveParams,
-    ) -> FloatTensor<Self> {
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
         let shape = cost.shape.clone();
         let inputs = vec![cost, log_a, log_b, alpha_history, beta_history, alpha_adjoint, beta_adjoint];
-        register::<B>("otclip_sinkhorn_backward", inputs, vec![shape], Op::Backward(params, iterations)).remove(0)
+        register::<B>("otclip_sinkhorn_backward", inputs, vec![shape], Op::Backward(*config, iterations)).remove(0)
     }
 }

@@ -14,8 +14,13 @@
 //!   the fused backend as custom operations (`fusion`), and `Autodiff` adds a backward pass
 //!   (`autodiff`) that reverses the stored iterations: its state is O(n + m) per iteration.
 //! - [`sinkhorn_transport`] is the tensor-level entry point.
+//! - [`SinkhornConfig`] holds the settings of a solve for every path (and for otclip's config
+//!   files); its [`SinkhornConfig::half_steps`] is the one order of the half-steps, which every
+//!   forward pass runs and every backward pass reverses. A backward pass takes one
+//!   [`BackwardInputs`].
 
 pub mod autodiff;
+mod config;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
 #[cfg(feature = "cubecl")]
@@ -23,48 +28,14 @@ mod cube;
 pub mod fallback;
 #[cfg(feature = "fusion")]
 mod fusion;
+mod schedule;
+
+pub use config::{GradMode, SinkhornConfig, SinkhornConfigError, SolverPath};
+pub use schedule::{HalfStep, HalfSteps, Potential};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
-
-/// The numbers that define a solve.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SolveParams {
-    /// Entropic regularisation ε.
-    pub eps: f64,
-    /// φ = τ/(τ+ε) for the unbalanced problem, 1 for the balanced one.
-    pub phi: f64,
-    /// The most iterations to run.
-    pub iters: usize,
-    /// Stop once max |Δα| over one iteration falls below this (checked every 10 iterations, on
-    /// the whole batch, as the reference does); 0 runs every iteration.
-    pub tol: f64,
-}
-
-impl SolveParams {
-    /// POT's unbalanced solver updates α (u) first; its balanced `sinkhorn_log` updates β first.
-    pub fn alpha_first(&self) -> bool {
-        self.phi < 1.0
-    }
-
-    /// Whether this iteration (0-based) ends with a convergence check.
-    pub fn checks_after(&self, iteration: usize) -> bool {
-        self.tol > 0.0 && iteration % 10 == 9
-    }
-}
-
-/// What flows back from the plan into the cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelGrad {
-    /// The exact gradient of the plan after the iterations run: a reverse pass over the stored
-    /// potentials. It equals autodiff through every iteration (`unroll`).
-    Implicit,
-    /// The potentials held constant (Danskin): exact for the OT value, not for a loss on the plan.
-    Envelope,
-    /// No gradient.
-    Detach,
-}
 
 /// The potentials after a solve, and after every iteration for the backward pass.
 #[derive(Debug, Clone)]
@@ -80,6 +51,53 @@ pub struct Potentials<B: Backend> {
     pub iterations: FloatTensor<B>,
 }
 
+impl<B: Backend> Potentials<B> {
+    /// The same potentials with every tensor passed through `f` (into or out of a wrapping backend).
+    pub fn map<C: Backend>(self, f: impl Fn(FloatTensor<B>) -> FloatTensor<C>) -> Potentials<C> {
+        Potentials { alpha: f(self.alpha), beta: f(self.beta), alpha_history: f(self.alpha_history), beta_history: f(self.beta_history), iterations: f(self.iterations) }
+    }
+}
+
+/// What a solve keeps for its backward pass: its inputs and the potentials after every iteration.
+#[derive(Debug, Clone)]
+pub struct SolveRecord<B: Backend> {
+    /// C, `[batch, n, m]`.
+    pub cost: FloatTensor<B>,
+    /// log a, `[batch, n]`.
+    pub log_a: FloatTensor<B>,
+    /// log b, `[batch, m]`.
+    pub log_b: FloatTensor<B>,
+    /// α after every iteration, as in [`Potentials::alpha_history`].
+    pub alpha_history: FloatTensor<B>,
+    /// β after every iteration, as in [`Potentials::beta_history`].
+    pub beta_history: FloatTensor<B>,
+    /// The iterations the solve ran.
+    pub iterations: usize,
+}
+
+/// The inputs of the backward pass through the iterations.
+#[derive(Debug, Clone)]
+pub struct BackwardInputs<B: Backend> {
+    /// The solve to reverse.
+    pub record: SolveRecord<B>,
+    /// ∂L/∂α for the final α, `[batch, n]`.
+    pub alpha_adjoint: FloatTensor<B>,
+    /// ∂L/∂β for the final β, `[batch, m]`.
+    pub beta_adjoint: FloatTensor<B>,
+}
+
+impl<B: Backend> BackwardInputs<B> {
+    /// The same inputs with every tensor passed through `f` (into or out of a wrapping backend).
+    pub fn map<C: Backend>(self, f: impl Fn(FloatTensor<B>) -> FloatTensor<C>) -> BackwardInputs<C> {
+        let SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations } = self.record;
+        BackwardInputs {
+            record: SolveRecord { cost: f(cost), log_a: f(log_a), log_b: f(log_b), alpha_history: f(alpha_history), beta_history: f(beta_history), iterations },
+            alpha_adjoint: f(self.alpha_adjoint),
+            beta_adjoint: f(self.beta_adjoint),
+        }
+    }
+}
+
 /// A solved batch at the tensor level.
 #[derive(Debug, Clone)]
 pub struct Transport<B: Backend> {
@@ -93,8 +111,8 @@ pub struct Transport<B: Backend> {
 /// The Sinkhorn ops a backend provides. Every default is the tensor-op version in [`fallback`].
 pub trait SinkhornBackend: Backend {
     /// Runs the iterations. `cost` is `[batch, n, m]`, `log_a` `[batch, n]`, `log_b` `[batch, m]`.
-    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, params: SolveParams) -> Potentials<Self> {
-        fallback::solve::<Self>(cost, log_a, log_b, params)
+    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Potentials<Self> {
+        fallback::solve::<Self>(cost, log_a, log_b, config)
     }
 
     /// Γ = exp(α ⊕ β − C/ε).
@@ -102,46 +120,30 @@ pub trait SinkhornBackend: Backend {
         fallback::plan::<Self>(cost, alpha, beta, eps)
     }
 
-    /// The gradient with respect to the cost that comes through the `iterations` iterations,
+    /// The gradient with respect to the cost that comes through the iterations the solve ran,
     /// given the adjoints of the final α and β. The plan's explicit dependence on the cost is
     /// added by the caller.
-    #[allow(clippy::too_many_arguments)]
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        params: SolveParams,
-    ) -> FloatTensor<Self> {
-        fallback::backward::<Self>(cost, log_a, log_b, alpha_history, beta_history, iterations, alpha_adjoint, beta_adjoint, params)
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        fallback::backward::<Self>(inputs, config)
     }
 
-    /// Solve and plan. `Autodiff` overrides this to record the backward pass chosen by `grad`.
-    fn sinkhorn_transport(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        params: SolveParams,
-        _grad: KernelGrad,
-    ) -> Transport<Self> {
-        let solved = Self::sinkhorn_solve(cost.clone(), log_a, log_b, params);
-        let iterations = iterations_run::<Self>(solved.iterations, params);
-        let plan = Self::sinkhorn_plan(cost, solved.alpha.clone(), solved.beta.clone(), params.eps);
+    /// Solve and plan. `Autodiff` overrides this to record the backward pass that `config.grad`
+    /// chooses.
+    fn sinkhorn_transport(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Transport<Self> {
+        let solved = Self::sinkhorn_solve(cost.clone(), log_a, log_b, config);
+        let iterations = iterations_run::<Self>(solved.iterations, config);
+        let plan = Self::sinkhorn_plan(cost, solved.alpha.clone(), solved.beta.clone(), config.eps);
         Transport { plan, alpha: solved.alpha, beta: solved.beta, iterations }
     }
 }
 
 /// The iteration count on the host: read only when an early stop could have ended the run.
-pub fn iterations_run<B: Backend>(iterations: FloatTensor<B>, params: SolveParams) -> usize {
-    if params.tol > 0.0 {
+pub fn iterations_run<B: Backend>(iterations: FloatTensor<B>, config: &SinkhornConfig) -> usize {
+    if config.tolerance > 0.0 {
         let count: f64 = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(iterations)).into_scalar().elem();
         count.round() as usize
     } else {
-        params.iters
+        config.iterations
     }
 }
 
@@ -155,15 +157,18 @@ pub struct TransportTensors<B: Backend> {
 }
 
 /// Solves a batch of entropic OT problems through the backend's fused path. Only the plan carries
-/// a gradient (to the cost, as chosen by `grad`); the marginals are constants.
+/// a gradient (to the cost, as `config.grad` chooses); the marginals are constants.
+///
+/// Panics when `config` is out of range (see [`SinkhornConfig::validate`]).
 pub fn sinkhorn_transport<B: SinkhornBackend>(
     cost: Tensor<B, 3>,
     log_a: Tensor<B, 2>,
     log_b: Tensor<B, 2>,
-    params: SolveParams,
-    grad: KernelGrad,
+    config: &SinkhornConfig,
 ) -> TransportTensors<B> {
-    assert!(params.eps > 0.0 && params.phi > 0.0 && params.phi <= 1.0, "Sinkhorn needs ε > 0 and 0 < φ ≤ 1, got {params:?}");
+    if let Err(error) = config.validate() {
+        panic!("Sinkhorn: {error}");
+    }
     let [batch, n, m] = cost.dims();
     assert_eq!(log_a.dims(), [batch, n], "log_a must be [batch, n] for a [batch, n, m] cost");
     assert_eq!(log_b.dims(), [batch, m], "log_b must be [batch, m] for a [batch, n, m] cost");
@@ -171,8 +176,7 @@ pub fn sinkhorn_transport<B: SinkhornBackend>(
         cost.into_primitive().tensor(),
         log_a.into_primitive().tensor(),
         log_b.into_primitive().tensor(),
-        params,
-        grad,
+        config,
     );
     TransportTensors {
         plan: Tensor::from_primitive(TensorPrimitive::Float(solved.plan)),
@@ -182,38 +186,22 @@ pub fn sinkhorn_transport<B: SinkhornBackend>(
     }
 }
 
-/// `NdArray` in f32 and f64 (the float primitive carries its own dtype; the loops follow it).
+/// `NdArray` in f32 and f64 (the float primitive carries its own dtype; the loops follow it). The
+/// primitive is one type for both, so `map(|tensor| tensor)` moves a struct between them.
 #[cfg(feature = "ndarray")]
 macro_rules! impl_ndarray {
     ($($float:ty),*) => {$(
         impl SinkhornBackend for burn_ndarray::NdArray<$float> {
-            fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, params: SolveParams) -> Potentials<Self> {
-                let solved = cpu::solve(cost, log_a, log_b, params);
-                Potentials {
-                    alpha: solved.alpha,
-                    beta: solved.beta,
-                    alpha_history: solved.alpha_history,
-                    beta_history: solved.beta_history,
-                    iterations: solved.iterations,
-                }
+            fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Potentials<Self> {
+                cpu::solve(cost, log_a, log_b, config).map(|tensor| tensor)
             }
 
             fn sinkhorn_plan(cost: FloatTensor<Self>, alpha: FloatTensor<Self>, beta: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
                 cpu::plan(cost, alpha, beta, eps)
             }
 
-            fn sinkhorn_backward(
-                cost: FloatTensor<Self>,
-                log_a: FloatTensor<Self>,
-                log_b: FloatTensor<Self>,
-                alpha_history: FloatTensor<Self>,
-                beta_history: FloatTensor<Self>,
-                iterations: usize,
-                alpha_adjoint: FloatTensor<Self>,
-                beta_adjoint: FloatTensor<Self>,
-                params: SolveParams,
-            ) -> FloatTensor<Self> {
-                cpu::backward(cost, log_a, log_b, alpha_history, beta_history, iterations, alpha_adjoint, beta_adjoint, params)
+            fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+                cpu::backward(inputs.map(|tensor| tensor), config)
             }
         }
     )*};

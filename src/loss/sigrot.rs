@@ -72,7 +72,7 @@ pub fn sigrot_loss<B: SinkhornBackend>(
 /// The "+UOT" baseline: the plan, without gradient or teacher, as soft targets for the scaled
 /// logits L = s·x·yᵀ: ½ [CE(L, P) + CE(Lᵀ, Pᵀ)].
 pub fn uot_loss<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, scale: Tensor<B, 1>, config: &SinkhornConfig) -> Tensor<B, 1> {
-    let detached = SinkhornConfig { grad: GradMode::Detach, ..config.clone() };
+    let detached = config.with_grad(GradMode::Detach);
     let (p, _) = scaled_plan(image.clone().detach(), text.clone().detach(), &detached);
     let logits = image.matmul(text.transpose()) * scale.reshape([1, 1]);
     (soft_cross_entropy_rows(logits.clone(), p.clone()) + soft_cross_entropy_rows(logits.transpose(), p.transpose())) / 2.0

@@ -10,70 +10,11 @@
 //!
 //! [`solve`] is what the losses call: the fused solver of `otclip-kernels` by default, this
 //! reference when the config asks for it (`solver = "reference"`) or for `grad = "unroll"`.
+//! Both read the one [`SinkhornConfig`] of `otclip-kernels`.
 
-use burn::config::Config;
 use burn::prelude::*;
-use otclip_kernels::{sinkhorn_transport, KernelGrad, SinkhornBackend, SolveParams};
-use serde::{Deserialize, Serialize};
-
-/// What flows back from the plan into the cost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum GradMode {
-    /// The exact gradient of the plan, by the fused solver's reverse pass over the potentials it
-    /// stored (O(n + m) per iteration). Equal to `unroll`; the reference path computes it so.
-    #[default]
-    Implicit,
-    /// Autodiff through every iteration of the tensor-op reference (what the paper did); memory
-    /// grows with n·m·iterations.
-    Unroll,
-    /// The potentials are held constant: Γ = exp((f̄ ⊕ ḡ − M₀(C))/ε). Exact for the OT value
-    /// (Danskin), an approximation for a loss on the plan itself.
-    Envelope,
-    /// No gradient: the plan is a constant target (the UOT baseline).
-    Detach,
-}
-
-/// Which solver runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SolverPath {
-    /// The backend's fused kernels (`otclip-kernels`).
-    #[default]
-    Fused,
-    /// The tensor-op reference in this file.
-    Reference,
-}
-
-#[derive(Config, Debug)]
-pub struct SinkhornConfig {
-    /// Entropic regularisation ε.
-    #[config(default = 0.05)]
-    pub eps: f64,
-    /// KL marginal penalty τ; `None` solves the balanced problem.
-    #[config(default = "Some(0.5)")]
-    pub tau: Option<f64>,
-    #[config(default = 200)]
-    pub iters: usize,
-    /// Stop early once max |Δf|/ε over an iteration falls below this (checked every 10
-    /// iterations, as POT does); 0 runs every iteration.
-    #[config(default = 0.0)]
-    pub tol: f64,
-    #[config(default = "GradMode::Implicit")]
-    pub grad: GradMode,
-    #[config(default = "SolverPath::Fused")]
-    pub solver: SolverPath,
-}
-
-impl SinkhornConfig {
-    /// φ = τ/(τ+ε), or 1 when balanced.
-    pub fn phi(&self) -> f64 {
-        match self.tau {
-            Some(tau) if tau.is_finite() => tau / (tau + self.eps),
-            _ => 1.0,
-        }
-    }
-}
+use otclip_kernels::{sinkhorn_transport, Potential, SinkhornBackend};
+pub use otclip_kernels::{GradMode, SinkhornConfig, SolverPath};
 
 /// A solved batch: the plan Γ (not scaled by N), the potentials, and how the solve went.
 #[derive(Debug, Clone)]
@@ -85,8 +26,8 @@ pub struct SinkhornOutput<B: Backend> {
     pub g: Tensor<B, 2>,
     pub log_a: Tensor<B, 2>,
     pub log_b: Tensor<B, 2>,
-    pub eps: f64,
-    pub tau: Option<f64>,
+    /// The settings it was solved with.
+    pub config: SinkhornConfig,
     pub iterations: usize,
 }
 
@@ -111,39 +52,39 @@ pub fn solve<B: SinkhornBackend>(
     log_b: Option<Tensor<B, 2>>,
     config: &SinkhornConfig,
 ) -> SinkhornOutput<B> {
-    let grad = match (config.solver, config.grad) {
-        (SolverPath::Reference, _) | (_, GradMode::Unroll) => return sinkhorn(cost, log_a, log_b, config),
-        (SolverPath::Fused, GradMode::Implicit) => KernelGrad::Implicit,
-        (SolverPath::Fused, GradMode::Envelope) => KernelGrad::Envelope,
-        (SolverPath::Fused, GradMode::Detach) => KernelGrad::Detach,
-    };
+    if config.solver == SolverPath::Reference || config.grad == GradMode::Unroll {
+        return sinkhorn(cost, log_a, log_b, config);
+    }
     let [batch, n, m] = cost.dims();
     let device = cost.device();
     let log_a = log_a.unwrap_or_else(|| uniform_log_marginal(batch, n, &device));
     let log_b = log_b.unwrap_or_else(|| uniform_log_marginal(batch, m, &device));
-    let params = SolveParams { eps: config.eps, phi: config.phi(), iters: config.iters, tol: config.tol };
-    let solved = sinkhorn_transport(cost, log_a.clone(), log_b.clone(), params, grad);
+    let solved = sinkhorn_transport(cost, log_a.clone(), log_b.clone(), config);
     // f = ε(α − log a), g = ε(β − log b).
     let f = (solved.alpha - log_a.clone()).mul_scalar(config.eps);
     let g = (solved.beta - log_b.clone()).mul_scalar(config.eps);
-    SinkhornOutput { plan: solved.plan, f, g, log_a, log_b, eps: config.eps, tau: config.tau, iterations: solved.iterations }
+    SinkhornOutput { plan: solved.plan, f, g, log_a, log_b, config: *config, iterations: solved.iterations }
 }
 
 /// Solves a batch of entropic OT problems with tensor ops (the reference). `log_a`/`log_b`
 /// default to uniform marginals.
+///
+/// Panics when `config` is out of range (see [`SinkhornConfig::validate`]).
 pub fn sinkhorn<B: Backend>(
     cost: Tensor<B, 3>,
     log_a: Option<Tensor<B, 2>>,
     log_b: Option<Tensor<B, 2>>,
     config: &SinkhornConfig,
 ) -> SinkhornOutput<B> {
+    if let Err(error) = config.validate() {
+        panic!("Sinkhorn: {error}");
+    }
     let [batch, n, m] = cost.dims();
     let device = cost.device();
     let log_a = log_a.unwrap_or_else(|| uniform_log_marginal(batch, n, &device));
     let log_b = log_b.unwrap_or_else(|| uniform_log_marginal(batch, m, &device));
     let eps = config.eps;
     let phi = config.phi();
-    let balanced = phi == 1.0;
     let tracked_cost = match config.grad {
         GradMode::Unroll | GradMode::Implicit => cost.clone(),
         GradMode::Envelope | GradMode::Detach => cost.clone().detach(),
@@ -155,34 +96,38 @@ pub fn sinkhorn<B: Backend>(
     let mut f = Tensor::<B, 2>::zeros([batch, n], &device);
     let mut g = Tensor::<B, 2>::zeros([batch, m], &device);
     let mut iterations = 0;
-    for iteration in 0..config.iters {
-        let previous = (config.tol > 0.0 && iteration % 10 == 9).then(|| f.clone());
-        // ANCHOR: iteration
-        let update_f = |g: Tensor<B, 2>| {
-            let row = log_sum_exp(g.div_scalar(eps).reshape([batch, 1, m]) - scaled.clone(), 2).reshape([batch, n]);
-            (log_a.clone() - row).mul_scalar(eps * phi)
-        };
-        let update_g = |f: Tensor<B, 2>| {
-            let col = log_sum_exp(f.div_scalar(eps).reshape([batch, n, 1]) - scaled.clone(), 1).reshape([batch, m]);
-            (log_b.clone() - col).mul_scalar(eps * phi)
-        };
-        // POT's `sinkhorn_unbalanced` updates u (f) first; its balanced `sinkhorn_log` updates v (g) first.
-        if balanced {
-            g = update_g(f.clone());
-            f = update_f(g.clone());
-        } else {
-            f = update_f(g.clone());
-            g = update_g(f.clone());
+    // f before an iteration that ends with a convergence check.
+    let mut previous = None;
+    // ANCHOR: iteration
+    let update_f = |g: Tensor<B, 2>| {
+        let row = log_sum_exp(g.div_scalar(eps).reshape([batch, 1, m]) - scaled.clone(), 2).reshape([batch, n]);
+        (log_a.clone() - row).mul_scalar(eps * phi)
+    };
+    let update_g = |f: Tensor<B, 2>| {
+        let col = log_sum_exp(f.div_scalar(eps).reshape([batch, n, 1]) - scaled.clone(), 1).reshape([batch, m]);
+        (log_b.clone() - col).mul_scalar(eps * phi)
+    };
+    // f first when unbalanced, g first when balanced, as POT does (see `SinkhornConfig::first_update`).
+    for step in config.half_steps(config.iterations) {
+        if !step.completes_iteration() && config.checks_convergence_after(step.iteration) {
+            previous = Some(f.clone());
         }
-        // ANCHOR_END: iteration
-        iterations = iteration + 1;
-        if let Some(previous) = previous {
+        match step.writes {
+            Potential::Alpha => f = update_f(g.clone()),
+            Potential::Beta => g = update_g(f.clone()),
+        }
+        if !step.completes_iteration() {
+            continue;
+        }
+        iterations = step.iteration;
+        if let Some(previous) = previous.take() {
             let change: f64 = (f.clone() - previous).abs().max().div_scalar(eps).into_scalar().elem();
-            if change < config.tol {
+            if change < config.tolerance {
                 break;
             }
         }
     }
+    // ANCHOR_END: iteration
     let (f, g, plan_cost) = match config.grad {
         GradMode::Unroll | GradMode::Implicit => (f, g, scaled),
         GradMode::Detach => (f.detach(), g.detach(), scaled.detach()),
@@ -193,7 +138,7 @@ pub fn sinkhorn<B: Backend>(
         }
     };
     let plan = (f.clone().div_scalar(eps).reshape([batch, n, 1]) + g.clone().div_scalar(eps).reshape([batch, 1, m]) - plan_cost).exp();
-    SinkhornOutput { plan, f, g, log_a, log_b, eps, tau: config.tau, iterations }
+    SinkhornOutput { plan, f, g, log_a, log_b, config: *config, iterations }
 }
 
 impl<B: Backend> SinkhornOutput<B> {
@@ -204,10 +149,10 @@ impl<B: Backend> SinkhornOutput<B> {
         let (a, b) = (self.log_a.clone().exp(), self.log_b.clone().exp());
         let mass_term = (self.plan.clone().sum_dim(2).sum_dim(1).reshape([batch])
             - a.clone().sum_dim(1).reshape([batch]) * b.clone().sum_dim(1).reshape([batch]))
-        .mul_scalar(self.eps);
+        .mul_scalar(self.config.eps);
         let marginal_term = |potential: Tensor<B, 2>, weights: Tensor<B, 2>| -> Tensor<B, 1> {
-            match self.tau {
-                Some(tau) if tau.is_finite() => {
+            match self.config.tau {
+                Some(tau) => {
                     ((potential.div_scalar(-tau).exp() - 1.0) * weights).sum_dim(1).reshape([batch]).mul_scalar(-tau)
                 }
                 _ => (potential * weights).sum_dim(1).reshape([batch]),

@@ -284,7 +284,7 @@ impl TrainConfig {
         config.text.pooling = m.text_pooling;
         config.text.hidden_dropout_prob = m.dropout;
         config.text.max_position_embeddings = config.text.max_position_embeddings.max(self.tokenizer.max_length);
-        if self.loss.objective.uses_siglip() {
+        if self.loss.objective().uses_siglip() {
             config.init_logit_scale = SIGLIP_INIT_LOGIT_SCALE;
             config.init_logit_bias = SIGLIP_INIT_LOGIT_BIAS;
         }

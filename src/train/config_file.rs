@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::config::{DataSource, Teacher, TrainConfig};
+use crate::loss::Objective;
 use crate::weights::TowerSource;
 
 impl TrainConfig {
@@ -42,7 +43,7 @@ impl TrainConfig {
     fn resolve(&mut self) {
         if let DataSource::Synthetic(synthetic) = &mut self.data.source {
             synthetic.seed = self.seed;
-            if self.loss.objective.needs_teacher() && self.data.teacher.is_none() {
+            if self.loss.objective().needs_teacher() && self.data.teacher.is_none() {
                 self.data.teacher = Some(Teacher::Builtin);
             }
         }
@@ -51,10 +52,10 @@ impl TrainConfig {
     /// Checks combinations that no single key's type can.
     pub fn validate(&self) -> Result<()> {
         let synthetic = matches!(self.data.source, DataSource::Synthetic(_));
-        if self.loss.objective.needs_teacher() {
+        if self.loss.objective().needs_teacher() {
             match &self.data.teacher {
                 Some(Teacher::Builtin) if !synthetic => bail!(
-                    "data.teacher = `builtin` exists only for the synthetic dataset; write a teacher file with `otclip teacher` or train with loss.objective = \"clip\""
+                    "data.teacher = `builtin` exists only for the synthetic dataset; write a teacher file with `otclip teacher` or train with loss.transport = \"none\""
                 ),
                 None => bail!("data.teacher: the transport term needs a teacher file (`otclip teacher` writes one)"),
                 _ => {}
@@ -69,9 +70,7 @@ impl TrainConfig {
         if self.optim.epochs == 0 {
             bail!("optim.epochs must be at least 1");
         }
-        if !(self.loss.eps > 0.0) || !(self.loss.tau > 0.0) {
-            bail!("loss.eps and loss.tau must be positive (tau = inf for balanced OT)");
-        }
+        self.loss.validate()?;
         Ok(())
     }
 }
@@ -94,6 +93,21 @@ fn moved_key(table: &toml::Table) -> Option<String> {
         if is_empty_text(key) {
             return Some(format!("`{key} = \"\"` is no longer a placeholder: leave `{key}` out"));
         }
+    }
+    if let Some(objective) = get("loss.objective") {
+        let hint = objective.as_str().and_then(|o| o.parse::<Objective>().ok());
+        let hint = hint.map(|o| format!(": here contrastive = \"{}\", transport = \"{}\"", o.contrastive.as_str(), o.transport.as_str()));
+        return Some(format!("`loss.objective` moved to two keys, `loss.contrastive` (clip, siglip, none) and `loss.transport` (sigrot, uot, none){}", hint.unwrap_or_default()));
+    }
+    for (old, new) in [("eps", "eps"), ("tau", "tau"), ("iters", "iterations"), ("tol", "tolerance"), ("grad", "grad"), ("solver", "solver")] {
+        if get(&format!("loss.{old}")).is_some() {
+            let balanced = get("loss.tau").and_then(toml::Value::as_float).is_some_and(f64::is_infinite);
+            let note = if old == "tau" && balanced { " (for balanced OT, leave `tau` out instead of `inf`)" } else { "" };
+            return Some(format!("`loss.{old}` moved to `loss.sinkhorn.{new}`{note}"));
+        }
+    }
+    if get("loss.sinkhorn.tau").and_then(toml::Value::as_float).is_some_and(f64::is_infinite) {
+        return Some("`loss.sinkhorn.tau = inf` is no longer how balanced OT is asked for: leave `loss.sinkhorn.tau` out".into());
     }
     if get("model.image_size").and_then(toml::Value::as_integer) == Some(0) {
         return Some("`model.image_size = 0` is no longer a placeholder: leave `model.image_size` out to use the tower's own size".into());

@@ -103,7 +103,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         }
 
         let mut train_set = load_split(config, Split::Train)?;
-        if let (true, Some(Teacher::File(path))) = (config.loss.objective.needs_teacher(), &config.data.teacher) {
+        if let (true, Some(Teacher::File(path))) = (config.loss.objective().needs_teacher(), &config.data.teacher) {
             train_set.teacher = Some(teacher::load(path, &train_set)?);
         }
         let train_set = Arc::new(train_set);

@@ -105,7 +105,7 @@ pub fn sinkhorn_problem(batch: usize, n: usize, m: usize, seed: u64) -> (Vec<f64
 }
 
 pub fn sinkhorn_config(eps: f64, tau: Option<f64>, iters: usize, grad: otclip::loss::GradMode, solver: otclip::loss::SolverPath) -> otclip::loss::SinkhornConfig {
-    otclip::loss::SinkhornConfig::new().with_eps(eps).with_tau(tau).with_iters(iters).with_grad(grad).with_solver(solver)
+    otclip::loss::SinkhornConfig::new().with_eps(eps).with_tau(tau).with_iterations(iters).with_grad(grad).with_solver(solver)
 }
 
 /// The plan, and ∂(Σ W∘Γ)/∂C.

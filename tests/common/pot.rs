@@ -46,7 +46,7 @@ pub fn cases() -> Vec<Case> {
 
 pub fn solve<B: Backend>(case: &Case, device: &B::Device) -> Vec<f64> {
     let cost = otclip::f64_tensor::<B, 3>(&case.cost, [1, case.n, case.m], device);
-    let config = SinkhornConfig::new().with_eps(case.eps).with_tau(case.tau).with_iters(200).with_grad(GradMode::Detach);
+    let config = SinkhornConfig::new().with_eps(case.eps).with_tau(case.tau).with_iterations(200).with_grad(GradMode::Detach);
     let solved = sinkhorn(cost, None, None, &config);
     assert_eq!(solved.iterations, 200);
     to_f64(solved.plan)

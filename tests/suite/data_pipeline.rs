@@ -118,7 +118,7 @@ fn trains_and_evaluates_on_a_dataset_spec() {
         dataset.as_str(),
         "data.augment=\"viclip-ot\"",
         "model.image_size=32",
-        "loss.objective=\"clip\"",
+        "loss.transport=\"none\"",
         "optim.batch_size=4",
         "optim.epochs=1",
         "optim.warmup_steps=1",

@@ -173,7 +173,9 @@ fn every_objective_trains() {
     let objectives = ["clip", "siglip", "sigrot", "clip+sigrot", "siglip+sigrot", "clip+uot", "siglip+uot"];
     let dir = tempfile::tempdir().unwrap();
     for objective in objectives {
-        let config = small_config(&[&format!("loss.objective=\"{objective}\""), "loss.iters=30"]);
+        let o: otclip::loss::Objective = objective.parse().unwrap();
+        let (contrastive, transport) = (format!("loss.contrastive=\"{}\"", o.contrastive.as_str()), format!("loss.transport=\"{}\"", o.transport.as_str()));
+        let config = small_config(&[&contrastive, &transport, "loss.sinkhorn.iterations=30"]);
         let run_dir = dir.path().join(objective.replace('+', "_"));
         let options = TrainOptions { quiet: true, max_steps: Some(2), ..Default::default() };
         let summary = train::<B>(&config, &run_dir, &Default::default(), &options).unwrap();
@@ -194,7 +196,7 @@ fn a_teacher_file_replaces_the_builtin_one() {
     let path = dir.path().join("teacher.safetensors");
     otclip::data::teacher::save(&path, &train_set, train_set.teacher.as_ref().unwrap(), "builtin").unwrap();
     let options = TrainOptions { quiet: true, max_steps: Some(1), ..Default::default() };
-    let sigrot = "loss.objective=\"clip+sigrot\"";
+    let sigrot = "loss.transport=\"sigrot\"";
     let with_file = small_config(&[sigrot, &format!("data.teacher=\"{}\"", path.display())]);
     train::<B>(&with_file, &dir.path().join("ok"), &Default::default(), &options).unwrap();
     let missing = small_config(&[sigrot, "data.teacher=\"/no/such/teacher.safetensors\""]);

@@ -4,8 +4,8 @@ use burn::backend::NdArray;
 use burn::prelude::*;
 use crate::common::{flat, matrix, max_rel_diff, read_json, to_f64};
 use otclip::loss::{
-    clip_loss, objective_loss, scaled_plan, siglip_loss, sigrot_loss, teacher_graph, uot_loss, GradMode, Kappa,
-    LossConfig, LossInputs, Objective, SinkhornConfig, SolverPath,
+    clip_loss, objective_loss, scaled_plan, siglip_loss, sigrot_loss, teacher_graph, uot_loss, Contrastive, GradMode, Kappa,
+    LossConfig, LossInputs, SinkhornConfig, SolverPath, Transport,
 };
 use otclip::loss::sigrot::{teacher_target, KappaSource};
 
@@ -37,7 +37,7 @@ fn every_loss_matches_the_reference() {
         let sinkhorn = SinkhornConfig::new()
             .with_eps(input["eps"].as_f64().unwrap())
             .with_tau(input["tau"].as_f64())
-            .with_iters(input["iters"].as_u64().unwrap() as usize);
+            .with_iterations(input["iters"].as_u64().unwrap() as usize);
         let kappa_value = input["kappa"].as_f64().unwrap();
 
         close(&format!("{name} clip"), clip_loss(x.clone(), y.clone(), scale.clone(), &ids).into_scalar(), output["clip"].as_f64().unwrap());
@@ -63,16 +63,12 @@ fn every_loss_matches_the_reference() {
             _ => Kappa::Fixed(kappa_value),
         };
         let config = LossConfig {
-            objective: Objective::ClipSigrot,
+            contrastive: Contrastive::Clip,
+            transport: Transport::Sigrot,
             lambda: 0.1,
-            eps: sinkhorn.eps,
-            tau: sinkhorn.tau.unwrap_or(f64::INFINITY),
-            iters: sinkhorn.iters,
-            tol: 0.0,
             kappa: kappa_config,
-            grad: GradMode::Implicit,
-            solver: SolverPath::Fused,
             transport_warmup_epochs: 0,
+            sinkhorn: SinkhornConfig { tolerance: 0.0, grad: GradMode::Implicit, solver: SolverPath::Fused, ..sinkhorn },
         };
         let inputs = LossInputs {
             image: x,
@@ -92,7 +88,7 @@ fn sigrot_needs_a_teacher() {
     let device = Default::default();
     let x = Tensor::<B, 2>::eye(3, &device);
     let config: LossConfig = toml::from_str(
-        "objective = \"sigrot\"\nlambda = 0.1\neps = 0.05\ntau = 0.5\niters = 10\ntol = 0.0\nkappa = 20\ngrad = \"unroll\"\ntransport_warmup_epochs = 0",
+        "contrastive = \"none\"\ntransport = \"sigrot\"\nlambda = 0.1\nkappa = 20\ntransport_warmup_epochs = 0\n[sinkhorn]\neps = 0.05\ntau = 0.5\niterations = 10\ntolerance = 0.0\ngrad = \"unroll\"",
     )
     .unwrap();
     assert_eq!(config.kappa, Kappa::Fixed(20.0));

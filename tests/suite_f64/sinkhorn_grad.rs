@@ -55,7 +55,7 @@ fn unroll_matches_finite_differences() {
     for tau in [Some(0.5), None] {
         let (n, m) = (3, 4);
         let cost = cost_values(n, m);
-        let config = SinkhornConfig::new().with_eps(0.1).with_tau(tau).with_iters(60);
+        let config = SinkhornConfig::new().with_eps(0.1).with_tau(tau).with_iterations(60);
         let grad = autodiff_grad(&cost, n, m, &config, false);
         let fd = central_difference(&cost, 1e-6, |c| plan_loss(c, n, m, &config));
         let error = max_rel_diff(&grad, &fd);
@@ -69,7 +69,7 @@ fn envelope_gives_the_ot_value_gradient() {
     for tau in [Some(0.5), None] {
         let (n, m) = (4, 5);
         let cost = cost_values(n, m);
-        let config = SinkhornConfig::new().with_eps(0.1).with_tau(tau).with_iters(400);
+        let config = SinkhornConfig::new().with_eps(0.1).with_tau(tau).with_iterations(400);
         let envelope = autodiff_grad(&cost, n, m, &config.clone().with_grad(GradMode::Envelope), true);
         let value = |c: &[f64]| {
             let t = otclip::f64_tensor::<NdArray<f64>, 3>(c, [1, n, m], &Default::default());

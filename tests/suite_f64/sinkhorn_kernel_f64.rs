@@ -34,7 +34,7 @@ fn early_stop_matches_reference() {
     let device = Default::default();
     let (cost, _) = problem(2, 40, 30, 9);
     let run = |solver| {
-        let config = SinkhornConfig::new().with_iters(500).with_tol(1e-6).with_grad(GradMode::Detach).with_solver(solver);
+        let config = SinkhornConfig::new().with_iterations(500).with_tolerance(1e-6).with_grad(GradMode::Detach).with_solver(solver);
         solve(otclip::f64_tensor::<B, 3>(&cost, [2, 40, 30], &device), None, None, &config)
     };
     let (fused, reference) = (run(SolverPath::Fused), run(SolverPath::Reference));

@@ -30,7 +30,7 @@ fn batched_problems_solve_independently() {
     let cost: Vec<f64> = a.cost.iter().chain(&b.cost).copied().collect();
     let cost = otclip::f64_tensor::<NdArray<f64>, 3>(&cost, [2, 7, 7], &device);
     // Case 9 has ε = 0.1, so solve both at ε = 0.05 and compare with single solves.
-    let config = SinkhornConfig::new().with_iters(200).with_grad(GradMode::Detach);
+    let config = SinkhornConfig::new().with_iterations(200).with_grad(GradMode::Detach);
     let batched = to_f64(sinkhorn(cost, None, None, &config).plan);
     for (index, case) in [a, b].iter().enumerate() {
         let single = Case { eps: 0.05, tau: Some(0.5), reference: vec![], name: String::new(), cost: case.cost.clone(), n: 7, m: 7 };
@@ -44,7 +44,7 @@ fn early_stop_reports_iterations() {
     let case = &cases()[2];
     let device = Default::default();
     let cost = otclip::f64_tensor::<NdArray<f64>, 3>(&case.cost, [1, case.n, case.m], &device);
-    let config = SinkhornConfig::new().with_iters(200).with_tol(1e-6).with_grad(GradMode::Detach);
+    let config = SinkhornConfig::new().with_iterations(200).with_tolerance(1e-6).with_grad(GradMode::Detach);
     let solved = sinkhorn(cost, None, None, &config);
     assert!(solved.iterations < 200 && solved.iterations % 10 == 0, "{} iterations", solved.iterations);
     assert!(max_rel_diff(&to_f64(solved.plan.clone()), &case.reference) < 1e-4);

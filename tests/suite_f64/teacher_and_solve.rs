@@ -55,7 +55,7 @@ fn ot_solve_writes_the_scaled_pot_plan() {
     // the same plan.
     let mut plans = Vec::new();
     for solver in [SolverPath::Fused, SolverPath::Reference] {
-        let config = SinkhornConfig::new().with_eps(0.05).with_tau(Some(0.5)).with_iters(200).with_grad(GradMode::Detach).with_solver(solver);
+        let config = SinkhornConfig::new().with_eps(0.05).with_tau(Some(0.5)).with_iterations(200).with_grad(GradMode::Detach).with_solver(solver);
         let task = SolveTask { cost: cost_path.clone(), a: None, b: None, config, out: out.clone() };
         let summary = task.run_on(DeviceSpec::NdArray, true).unwrap();
         assert_eq!((summary.n, summary.m, summary.iterations, summary.solver), (64, 64, 200, solver));

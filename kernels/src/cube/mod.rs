@@ -28,7 +28,7 @@ use burn_cubecl::{CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::{CubeCount, CubeDim};
 
 use crate::fallback::{primitive, tensor};
-use crate::{Potentials, SinkhornBackend, SolveParams};
+use crate::{BackwardInputs, Potential, Potentials, SinkhornBackend, SinkhornConfig, SolveRecord};
 
 /// Units per cube for rows of `cols` elements.
 fn block_for(cols: usize) -> u32 {
@@ -53,17 +53,17 @@ fn contiguous<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, c
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBackend for CubeBackend<R, F, I, BT> {
-    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, params: SolveParams) -> Potentials<Self> {
+    fn sinkhorn_solve(cost: FloatTensor<Self>, log_a: FloatTensor<Self>, log_b: FloatTensor<Self>, config: &SinkhornConfig) -> Potentials<Self> {
         let cost = tensor::<Self, 3>(cost);
         let [batch, n, m] = cost.dims();
         let (log_a, log_b) = (tensor::<Self, 2>(log_a), tensor::<Self, 2>(log_b));
-        let (alphas, betas) = (history(&log_a, params.iters), history(&log_b, params.iters));
+        let (alphas, betas) = (history(&log_a, config.iterations), history(&log_b, config.iterations));
         let cost_t = contiguous(cost.clone().swap_dims(1, 2));
         let cost = contiguous(cost);
         let (alpha_history, beta_history) = (contiguous(alphas.clone()), contiguous(betas.clone()));
         let (log_a_p, log_b_p) = (contiguous(log_a), contiguous(log_b));
         let client = cost.client.clone();
-        let (neg_inv_eps, phi) = ((-1.0 / params.eps) as f32, params.phi as f32);
+        let (neg_inv_eps, phi) = ((-1.0 / config.eps) as f32, config.phi() as f32);
         let update = |x: &CubeTensor<R>, input: &CubeTensor<R>, input_slot: usize, log_out: &CubeTensor<R>, out: &CubeTensor<R>, out_slot: usize| {
             let shape = x.meta.shape();
             let (rows, cols) = (shape[1], shape[2]);
@@ -83,21 +83,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
             );
         };
         let mut run = 0;
-        for iteration in 0..params.iters {
-            let t = iteration + 1;
-            if params.alpha_first() {
-                update(&cost, &beta_history, t - 1, &log_a_p, &alpha_history, t);
-                update(&cost_t, &alpha_history, t, &log_b_p, &beta_history, t);
-            } else {
-                update(&cost_t, &alpha_history, t - 1, &log_b_p, &beta_history, t);
-                update(&cost, &beta_history, t, &log_a_p, &alpha_history, t);
+        for step in config.half_steps(config.iterations) {
+            let (t, s) = (step.iteration, step.reads_slot);
+            match step.writes {
+                Potential::Alpha => update(&cost, &beta_history, s, &log_a_p, &alpha_history, t),
+                Potential::Beta => update(&cost_t, &alpha_history, s, &log_b_p, &beta_history, t),
+            }
+            if !step.completes_iteration() {
+                continue;
             }
             run = t;
-            if params.checks_after(iteration) {
+            if config.checks_convergence_after(t) {
                 let alphas = tensor::<Self, 3>(alpha_history.clone());
                 let change = alphas.clone().slice([t..t + 1]) - alphas.slice([t - 1..t]);
                 let change: f64 = change.abs().max().into_scalar().elem();
-                if change < params.tol {
+                if change < config.tolerance {
                     break;
                 }
             }
@@ -133,17 +133,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
         plan
     }
 
-    fn sinkhorn_backward(
-        cost: FloatTensor<Self>,
-        log_a: FloatTensor<Self>,
-        log_b: FloatTensor<Self>,
-        alpha_history: FloatTensor<Self>,
-        beta_history: FloatTensor<Self>,
-        iterations: usize,
-        alpha_adjoint: FloatTensor<Self>,
-        beta_adjoint: FloatTensor<Self>,
-        params: SolveParams,
-    ) -> FloatTensor<Self> {
+    fn sinkhorn_backward(inputs: BackwardInputs<Self>, config: &SinkhornConfig) -> FloatTensor<Self> {
+        let BackwardInputs { record: SolveRecord { cost, log_a, log_b, alpha_history, beta_history, iterations }, alpha_adjoint, beta_adjoint } = inputs;
         let cost = tensor::<Self, 3>(cost);
         let [batch, n, m] = cost.dims();
         let device = cost.device();
@@ -157,7 +148,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
         let (alphas, betas) = (into_contiguous(alpha_history), into_contiguous(beta_history));
         let (mut alpha_bar, mut beta_bar) = (into_contiguous(alpha_adjoint), into_contiguous(beta_adjoint));
         let client = cost.client.clone();
-        let (neg_inv_eps, phi) = ((-1.0 / params.eps) as f32, params.phi as f32);
+        let (neg_inv_eps, phi) = ((-1.0 / config.eps) as f32, config.phi() as f32);
         // Reverses the half-step whose output (slot `output_slot` of `output`) reduced over the
         // rows of `x`, which index `input` (slot `input_slot`); returns the input's adjoint.
         #[allow(clippy::too_many_arguments)]
@@ -193,17 +184,18 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SinkhornBa
             );
             input_adjoint
         };
-        for t in (1..=iterations).rev() {
-            if params.alpha_first() {
-                // α_t = A(β_{t−1}), then β_t = B(α_t).
-                alpha_bar = reverse(&cost, &alphas, t, &betas, t, &log_b, &beta_bar, &alpha_bar, &grad);
-                beta_bar = reverse(&cost_t, &betas, t - 1, &alphas, t, &log_a, &alpha_bar, &zeros_m, &grad_t);
-                alpha_bar = zeros_n.clone();
-            } else {
-                // β_t = B(α_{t−1}), then α_t = A(β_t).
-                beta_bar = reverse(&cost_t, &betas, t, &alphas, t, &log_a, &alpha_bar, &beta_bar, &grad_t);
-                alpha_bar = reverse(&cost, &alphas, t - 1, &betas, t, &log_b, &beta_bar, &zeros_n, &grad);
-                beta_bar = zeros_m.clone();
+        // Each step's input gains what flowed into its output; the output's adjoint is then spent.
+        for step in config.half_steps(iterations).rev() {
+            let (t, s) = (step.iteration, step.reads_slot);
+            match step.writes {
+                Potential::Alpha => {
+                    beta_bar = reverse(&cost_t, &betas, s, &alphas, t, &log_a, &alpha_bar, &beta_bar, &grad_t);
+                    alpha_bar = zeros_n.clone();
+                }
+                Potential::Beta => {
+                    alpha_bar = reverse(&cost, &alphas, s, &betas, t, &log_b, &beta_bar, &alpha_bar, &grad);
+                    beta_bar = zeros_m.clone();
+                }
             }
         }
         primitive(tensor::<Self, 3>(grad) + tensor::<Self, 3>(grad_t).swap_dims(1, 2))
