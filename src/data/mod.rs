@@ -22,9 +22,10 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub use batcher::{Batch, Batcher, HostBatch, ImageNormalization};
+pub use batcher::{Batch, Batcher, HostBatch};
 pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
 pub use spec::{DatasetSpec, Format};
+pub use transform::ImageNormalization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

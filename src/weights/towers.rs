@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::keymap::{KeyMap, Layout};
 use super::{apply_tensors, read_config, read_tensors, weights_file, LoadReport};
+use crate::data::ImageNormalization;
 use crate::model::{BertConfig, BertModel, Pooling, VitConfig, VitModel};
 use crate::text::CaptionTokenizer;
 
@@ -168,14 +169,10 @@ pub struct ImageTower<B: Backend> {
     pub model: VitModel<B>,
     pub config: VitConfig,
     pub report: LoadReport,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
+    /// The pixel normalisation of the checkpoint (`preprocessor_config.json`, timm's
+    /// `pretrained_cfg`, or the family's usual one).
+    pub normalization: ImageNormalization,
 }
-
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 fn triple(value: Option<&Value>) -> Option<[f32; 3]> {
     let list = value?.as_array()?;
@@ -183,7 +180,7 @@ fn triple(value: Option<&Value>) -> Option<[f32; 3]> {
 }
 
 /// The ViT-family config, key layout and normalisation of an image tower folder.
-pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, [f32; 3], [f32; 3])> {
+pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, ImageNormalization)> {
     let dir = source.dir();
     let json = read_config(dir)?;
     let origin = dir.join("config.json");
@@ -211,7 +208,7 @@ pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, [f32; 3]
             let config = VitConfig::new(image, patch, hidden, layers, heads, u("intermediate_size")?)
                 .with_layer_norm_eps(f64_or(&vision, "layer_norm_eps", 1e-12))
                 .with_qkv_bias(get(&vision, "qkv_bias").and_then(Value::as_bool).unwrap_or(true));
-            (config, Layout::Vit, IMAGENET_MEAN, IMAGENET_STD)
+            (config, Layout::Vit, ImageNormalization::IMAGENET)
         }
         "clip" | "clip_vision_model" => {
             ensure_act(act, &["quick_gelu", "gelu"], &origin)?;
@@ -222,7 +219,7 @@ pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, [f32; 3]
                 .with_pre_layernorm(true)
                 .with_norm_pooled_only(true)
                 .with_projection_dim(projection.map(|p| p as usize));
-            (config, Layout::ClipVision, CLIP_MEAN, CLIP_STD)
+            (config, Layout::ClipVision, ImageNormalization::CLIP)
         }
         "dinov2" => {
             ensure_act(act, &["gelu"], &origin)?;
@@ -234,12 +231,12 @@ pub fn image_config(source: &TowerSource) -> Result<(VitConfig, Layout, [f32; 3]
                 .with_layer_norm_eps(f64_or(&vision, "layer_norm_eps", 1e-6))
                 .with_qkv_bias(get(&vision, "qkv_bias").and_then(Value::as_bool).unwrap_or(true))
                 .with_layer_scale(true);
-            (config, Layout::Dinov2, IMAGENET_MEAN, IMAGENET_STD)
+            (config, Layout::Dinov2, ImageNormalization::IMAGENET)
         }
         other => bail!("{}: model_type `{other}` is not a supported image tower (vit, clip, clip_vision_model, dinov2, or a timm folder)", origin.display()),
     };
-    let (mean, std) = preprocessor(source.dir()).unwrap_or((config.2, config.3));
-    Ok((config.0, config.1, mean, std))
+    let normalization = preprocessor(source.dir()).unwrap_or(config.2);
+    Ok((config.0, config.1, normalization))
 }
 
 fn ensure_act(act: &str, allowed: &[&str], origin: &Path) -> Result<()> {
@@ -250,13 +247,13 @@ fn ensure_act(act: &str, allowed: &[&str], origin: &Path) -> Result<()> {
 }
 
 /// `image_mean` / `image_std` from an HF `preprocessor_config.json`.
-fn preprocessor(dir: &Path) -> Option<([f32; 3], [f32; 3])> {
+fn preprocessor(dir: &Path) -> Option<ImageNormalization> {
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("preprocessor_config.json")).ok()?).ok()?;
-    Some((triple(json.get("image_mean"))?, triple(json.get("image_std"))?))
+    Some(ImageNormalization { mean: triple(json.get("image_mean"))?, std: triple(json.get("image_std"))? })
 }
 
 /// A timm hub folder's config: the architecture name gives the defaults, `model_args` overrides.
-fn timm_config(json: &Value, name: Option<&str>, origin: &Path) -> Result<(VitConfig, Layout, [f32; 3], [f32; 3])> {
+fn timm_config(json: &Value, name: Option<&str>, origin: &Path) -> Result<(VitConfig, Layout, ImageNormalization)> {
     let declared = get(json, "architecture").and_then(Value::as_str);
     let arch = match (name, declared) {
         (Some(a), Some(b)) if a != b => bail!("{}: the folder holds `{b}`, not the requested `{a}`", origin.display()),
@@ -292,9 +289,10 @@ fn timm_config(json: &Value, name: Option<&str>, origin: &Path) -> Result<(VitCo
         .with_layer_scale(true)
         .with_pooling(pooling);
     let cfg = json.get("pretrained_cfg");
-    let mean = triple(cfg.and_then(|c| c.get("mean"))).unwrap_or(IMAGENET_MEAN);
-    let std = triple(cfg.and_then(|c| c.get("std"))).unwrap_or(IMAGENET_STD);
-    Ok((config, Layout::TimmEva, mean, std))
+    let imagenet = ImageNormalization::IMAGENET;
+    let mean = triple(cfg.and_then(|c| c.get("mean"))).unwrap_or(imagenet.mean);
+    let std = triple(cfg.and_then(|c| c.get("std"))).unwrap_or(imagenet.std);
+    Ok((config, Layout::TimmEva, ImageNormalization { mean, std }))
 }
 
 /// Loads an image tower (HF ViT, CLIP vision, DINOv2, or timm DINOv3).
@@ -313,7 +311,7 @@ pub fn load_image_tower_with<B: Backend>(
     device: &B::Device,
     adjust: impl FnOnce(&mut VitConfig),
 ) -> Result<ImageTower<B>> {
-    let (mut config, layout, mean, std) = image_config(source)?;
+    let (mut config, layout, normalization) = image_config(source)?;
     let file = weights_file(source.dir())?;
     let tensors = read_tensors(&file).with_context(|| format!("loading the image tower {}", source.dir().display()))?;
     config.add_pooling_layer = layout == Layout::Vit && tensors.keys().any(|k| k.ends_with("pooler.dense.weight"));
@@ -325,7 +323,7 @@ pub fn load_image_tower_with<B: Backend>(
         bail!("{}: pooling = pooler, but this image tower has no pooler", file.display());
     }
     let (model, report) = apply_tensors(config.init::<B>(device), tensors, &KeyMap::new(layout), &file, allow_partial)?;
-    Ok(ImageTower { model, config, report, mean, std })
+    Ok(ImageTower { model, config, report, normalization })
 }
 
 /// A dual encoder whose towers both come from pretrained folders; the projections and the

@@ -194,7 +194,7 @@ fn training_starts_from_pretrained_towers() {
     assert!(!clip.exists());
 
     let run = load_run::<B>(&run_dir, "last", &device).unwrap();
-    assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.mean, tower.std), "the tower's normalisation");
+    assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.normalization.mean, tower.normalization.std), "the tower's normalisation");
     assert_eq!(run.batcher.image_size, 32, "the tower's image size, not data.synthetic.image_size");
     let captions = ["hai con chó chạy trên bãi biển", "a red bicycle"];
     assert_eq!(run.batcher.tokenizer.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the tower's tokenizer");
@@ -311,7 +311,7 @@ fn embed_command_writes_the_reference_embeddings() {
     let ours: Vec<f32> = read("f.npy").data.iter().map(|&v| v as f32).collect();
     let device = Default::default();
     let tower = load_image_tower::<B>(&TowerSource::Hf(clip), Some(otclip::model::Pooling::Pooler), false, &device).unwrap();
-    let norm = otclip::data::ImageNormalization { mean: tower.mean, std: tower.std };
+    let norm = tower.normalization;
     let chw = otclip::data::transform::EvalTransform { resize: 32, crop: 32 }.apply(&image, &norm).unwrap();
     let x = burn::tensor::Tensor::<B, 1>::from_floats(chw.as_slice(), &device).reshape([1, 3, 32, 32]);
     let expected = tower.model.embed(x).into_data().into_vec::<f32>().unwrap();
