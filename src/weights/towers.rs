@@ -12,7 +12,8 @@ use burn::prelude::*;
 use serde_json::Value;
 
 use super::keymap::{KeyMap, Layout};
-use super::{apply_tensors, read_config, read_tensors, weights_file, LoadReport};
+use super::load::{apply_tensors, read_config, read_tensors, weights_file};
+use super::report::LoadReport;
 use crate::data::ImageNormalization;
 use crate::model::{BertConfig, BertModel, Pooling, VitConfig, VitModel};
 use crate::text::CaptionTokenizer;

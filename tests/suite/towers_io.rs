@@ -8,8 +8,7 @@ use burn::module::Module;
 use burn_store::ModuleSnapshot;
 use otclip::model::{BertConfig, DualEncoderConfig, VitConfig};
 use otclip::text::CaptionTokenizer;
-use otclip::weights::export::{export_dual, load_exported};
-use otclip::weights::{load_image_tower, load_text_tower, TowerSource};
+use otclip::weights::{export_dual, load_exported, load_image_tower, load_text_tower, TowerSource};
 
 type B = NdArray<f32>;
 
