@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use burn::module::ParamId;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use burn_store::{KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore, TensorSnapshot};
 
+use super::config::{ExportedConfig, JsonFile};
 use super::keymap::{KeyMap, Layout};
 use super::report::LoadReport;
 use crate::model::{DualEncoder, DualEncoderConfig};
@@ -150,17 +151,9 @@ fn squeeze(shape: &[usize]) -> Vec<usize> {
 
 /// Reads a folder written by [`export_dual`](super::export_dual).
 pub fn load_exported<B: Backend>(dir: &Path, device: &B::Device) -> Result<(DualEncoder<B>, DualEncoderConfig, LoadReport)> {
-    let json = read_config(dir)?;
-    let otclip = json.get("otclip").ok_or_else(|| anyhow!("{}: no `otclip` section (not written by otclip export)", dir.join("config.json").display()))?;
-    let config: DualEncoderConfig = serde_json::from_value(otclip.clone()).with_context(|| format!("{}: bad `otclip` section", dir.join("config.json").display()))?;
+    let json = JsonFile::config_of(dir)?;
+    let config = json.parse::<ExportedConfig>()?.otclip.ok_or_else(|| anyhow!("{}: no `otclip` section (not written by otclip export)", json.path().display()))?;
     let file = dir.join("model.safetensors");
     let (model, report) = apply_tensors(config.init::<B>(device), read_tensors(&file)?, &KeyMap::new(Layout::Export), &file, false)?;
     Ok((model, config, report))
-}
-
-/// Reads `config.json` of a checkpoint folder.
-pub fn read_config(dir: &Path) -> Result<serde_json::Value> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {} (is {} a checkpoint folder?)", path.display(), dir.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }

@@ -1,9 +1,11 @@
 //! Pretrained weights: Hugging Face and timm checkpoints read into otclip's towers.
+//! - [`config`]: the folders' `config.json` as typed structs, converted to otclip's configs;
 //! - [`keymap`]: explicit key maps from checkpoint names to otclip's module paths;
 //! - [`load`]: reading tensors and applying them through a key map, with a [`LoadReport`];
 //! - [`towers`]: a tower (config, weights, tokenizer) from a folder;
 //! - [`export`]: a trained dual encoder written as HF-style safetensors.
 
+pub mod config;
 pub mod embed;
 pub mod export;
 pub mod keymap;
@@ -11,8 +13,9 @@ pub mod load;
 pub mod report;
 pub mod towers;
 
+pub use config::{image_config, text_config, ImageTowerConfig};
 pub use export::export_dual;
 pub use keymap::{KeyMap, Layout};
-pub use load::{apply_tensors, load_exported, read_config, read_tensors, weights_file};
+pub use load::{apply_tensors, load_exported, read_tensors, weights_file};
 pub use report::LoadReport;
 pub use towers::{load_image_tower, load_text_tower, pretrained_dual_encoder, ImageTower, TextTower, TowerSource};
