@@ -87,7 +87,7 @@ impl InferenceTask for EmbedTask {
                         let files = image_list(path)?;
                         let mut data = Vec::with_capacity(files.len() * 3 * s * s);
                         for file in &files {
-                            data.extend(preprocess(file, s, tower.mean, tower.std)?);
+                            data.extend(preprocess(file, s, &tower.normalization)?);
                         }
                         (data, files.len(), [s, s])
                     }
@@ -135,8 +135,8 @@ fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// Resizes the shorter side to `size` (Pillow's bicubic), crops the centre and normalises: CHW,
 /// as HF's CLIP image processor does.
-fn preprocess(path: &Path, size: usize, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<f32>> {
+fn preprocess(path: &Path, size: usize, normalization: &ImageNormalization) -> Result<Vec<f32>> {
     let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let size = size as u32;
-    EvalTransform { resize: size, crop: size }.apply(&image, &ImageNormalization { mean, std })
+    EvalTransform { resize: size, crop: size }.apply(&image, normalization)
 }

@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::seed::SplitStream;
 
-pub use batcher::{Batch, Batcher, HostBatch, ImageNormalization};
+pub use batcher::{Batch, Batcher, HostBatch};
 pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
 pub use spec::{DatasetSpec, Format};
+pub use transform::ImageNormalization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

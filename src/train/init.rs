@@ -64,7 +64,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
                 c.hidden_dropout_prob = m.dropout;
             })?;
             reports.push(tower.report);
-            let normalization = m.normalization.unwrap_or(ImageNormalization { mean: tower.mean, std: tower.std });
+            let normalization = m.normalization.unwrap_or(tower.normalization);
             let size = m.image_size.unwrap_or(tower.config.image_size as u32);
             (tower.model, tower.config, normalization, size)
         }

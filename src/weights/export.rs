@@ -1,7 +1,7 @@
 //! Export of a trained dual encoder to HF-style safetensors (`vision_model.*` in `ViTModel`
 //! names, `text_model.*` in `BertModel` names, `visual_projection`, `text_projection`,
 //! `logit_scale`, `logit_bias`) with a `config.json` that also carries otclip's own configs,
-//! so that [`load_exported`] rebuilds the identical model.
+//! so that [`load_exported`](super::load_exported) rebuilds the identical model.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,8 +11,6 @@ use burn::prelude::*;
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot};
 use serde_json::json;
 
-use super::keymap::{KeyMap, Layout};
-use super::{apply_tensors, read_config, read_tensors, LoadReport};
 use crate::model::{DualEncoder, DualEncoderConfig};
 
 /// The HF key of an otclip parameter path (after burn-store's PyTorch adapter).
@@ -63,14 +61,4 @@ pub fn export_dual<B: Backend>(model: &DualEncoder<B>, config: &DualEncoderConfi
     });
     std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&hf)?).with_context(|| format!("cannot write {}", dir.join("config.json").display()))?;
     Ok(tensors.len())
-}
-
-/// Reads a folder written by [`export_dual`].
-pub fn load_exported<B: Backend>(dir: &Path, device: &B::Device) -> Result<(DualEncoder<B>, DualEncoderConfig, LoadReport)> {
-    let json = read_config(dir)?;
-    let otclip = json.get("otclip").ok_or_else(|| anyhow!("{}: no `otclip` section (not written by otclip export)", dir.join("config.json").display()))?;
-    let config: DualEncoderConfig = serde_json::from_value(otclip.clone()).with_context(|| format!("{}: bad `otclip` section", dir.join("config.json").display()))?;
-    let file = dir.join("model.safetensors");
-    let (model, report) = apply_tensors(config.init::<B>(device), read_tensors(&file)?, &KeyMap::new(Layout::Export), &file, false)?;
-    Ok((model, config, report))
 }

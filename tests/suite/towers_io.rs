@@ -8,8 +8,7 @@ use burn::module::Module;
 use burn_store::ModuleSnapshot;
 use otclip::model::{BertConfig, DualEncoderConfig, VitConfig};
 use otclip::text::CaptionTokenizer;
-use otclip::weights::export::{export_dual, load_exported};
-use otclip::weights::{load_image_tower, load_text_tower, TowerSource};
+use otclip::weights::{export_dual, load_exported, load_image_tower, load_text_tower, TowerSource};
 
 type B = NdArray<f32>;
 
@@ -51,6 +50,72 @@ fn wrong_folder_and_wrong_architecture_are_named() {
     let source: TowerSource = format!("timm:vit_large_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()).parse().unwrap();
     let wrong = load_image_tower::<B>(&source, None, false, &device).err().unwrap();
     assert!(format!("{wrong:#}").contains("vit_base_patch16_dinov3"), "{wrong:#}");
+}
+
+/// A `config.json` that does not fit its typed struct: the error names the file, the key and
+/// what the key accepts. `null` counts as missing.
+#[test]
+fn config_errors_name_the_file_and_the_key() {
+    use otclip::weights::{image_config, text_config};
+    use serde_json::{json, Value};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let read = |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(common::fixture(name)).unwrap()).unwrap() };
+    let write = |config: &Value| std::fs::write(tmp.path().join("config.json"), config.to_string()).unwrap();
+    let bert = read("towers/bert/config.json");
+    let text_error = |edit: &dyn Fn(&mut Value)| {
+        let mut config = bert.clone();
+        edit(&mut config);
+        write(&config);
+        format!("{:#}", text_config(tmp.path()).unwrap_err())
+    };
+
+    let message = text_error(&|c| c["hidden_act"] = "swiglu".into());
+    assert!(message.contains("config.json: `hidden_act`") && message.contains("`gelu`, `gelu_new`") && message.contains("`quick_gelu`"), "{message}");
+    let message = text_error(&|c| c["hidden_act"] = "quick_gelu".into());
+    assert!(message.contains("hidden_act `quick_gelu` is not supported here (expected gelu)"), "{message}");
+    let message = text_error(&|c| c["position_embedding_type"] = "relative_key".into());
+    assert!(message.contains("position_embedding_type `relative_key` is not supported"), "{message}");
+    let message = text_error(&|c| c["position_embedding_type"] = "rotary".into());
+    assert!(message.contains("`position_embedding_type`") && message.contains("`absolute`, `relative_key`, `relative_key_query`"), "{message}");
+    let message = text_error(&|c| c["layer_norm_eps"] = "small".into());
+    assert!(message.contains("config.json: `layer_norm_eps`: invalid type"), "{message}");
+    let message = text_error(&|c| {
+        c.as_object_mut().unwrap().remove("vocab_size");
+    });
+    assert!(message.contains("config.json: missing field `vocab_size`"), "{message}");
+    let message = text_error(&|c| c["model_type"] = "gpt2".into());
+    assert!(message.contains("`model_type`: unknown variant `gpt2`") && message.contains("`xlm-roberta`"), "{message}");
+
+    let mut nulls = bert.clone();
+    nulls["type_vocab_size"] = Value::Null;
+    nulls["model_type"] = "roberta".into();
+    nulls["pad_token_id"] = Value::Null;
+    write(&nulls);
+    let config = text_config(tmp.path()).unwrap();
+    assert_eq!((config.type_vocab_size, config.pad_token_id), (2, 1), "HF's defaults for a RoBERTa");
+
+    // A CLIPModel's image tower is its `vision_config`; errors name the nested key.
+    let hf = TowerSource::Hf(tmp.path().to_path_buf());
+    let mut vision = read("towers/clip_vision/config.json");
+    write(&json!({"model_type": "clip", "projection_dim": 16, "vision_config": vision}));
+    let config = image_config(&hf).unwrap();
+    assert!(config.vit.quick_gelu && config.vit.pre_layernorm && config.vit.projection_dim == Some(16));
+    assert_eq!(config.normalization, otclip::data::ImageNormalization::CLIP);
+    vision["hidden_act"] = "relu".into();
+    write(&json!({"model_type": "clip", "projection_dim": 16, "vision_config": vision}));
+    let message = format!("{:#}", image_config(&hf).unwrap_err());
+    assert!(message.contains("vision_config.hidden_act `relu` is not supported here (expected quick_gelu or gelu)"), "{message}");
+    vision["hidden_act"] = "quick-gelu".into();
+    write(&json!({"model_type": "clip", "projection_dim": 16, "vision_config": vision}));
+    let message = format!("{:#}", image_config(&hf).unwrap_err());
+    assert!(message.contains("config.json: `vision_config.hidden_act`: unknown variant `quick-gelu`"), "{message}");
+
+    let mut timm = read("towers/dinov3_timm/config.json");
+    timm["model_args"]["global_pool"] = "max".into();
+    write(&timm);
+    let message = format!("{:#}", image_config(&hf).unwrap_err());
+    assert!(message.contains("config.json: `model_args.global_pool`: unknown variant `max`, expected `avg` or `token`"), "{message}");
 }
 
 #[test]
@@ -194,7 +259,7 @@ fn training_starts_from_pretrained_towers() {
     assert!(!clip.exists());
 
     let run = load_run::<B>(&run_dir, "last", &device).unwrap();
-    assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.mean, tower.std), "the tower's normalisation");
+    assert_eq!((run.batcher.normalization.mean, run.batcher.normalization.std), (tower.normalization.mean, tower.normalization.std), "the tower's normalisation");
     assert_eq!(run.batcher.image_size, 32, "the tower's image size, not data.synthetic.image_size");
     let captions = ["hai con chó chạy trên bãi biển", "a red bicycle"];
     assert_eq!(run.batcher.tokenizer.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the tower's tokenizer");
@@ -311,7 +376,7 @@ fn embed_command_writes_the_reference_embeddings() {
     let ours: Vec<f32> = read("f.npy").data.iter().map(|&v| v as f32).collect();
     let device = Default::default();
     let tower = load_image_tower::<B>(&TowerSource::Hf(clip), Some(otclip::model::Pooling::Pooler), false, &device).unwrap();
-    let norm = otclip::data::ImageNormalization { mean: tower.mean, std: tower.std };
+    let norm = tower.normalization;
     let chw = otclip::data::transform::EvalTransform { resize: 32, crop: 32 }.apply(&image, &norm).unwrap();
     let x = burn::tensor::Tensor::<B, 1>::from_floats(chw.as_slice(), &device).reshape([1, 3, 32, 32]);
     let expected = tower.model.embed(x).into_data().into_vec::<f32>().unwrap();
