@@ -4,8 +4,9 @@
 //! every iteration (O(n + m) per iteration), never the O(n·m) intermediates of each iteration.
 //! With Γ̄ the plan's gradient and W = Γ̄ ∘ Γ:
 //! - the explicit term is ∂L/∂C = −W/ε (this alone is `envelope`);
-//! - `implicit` (and `unroll`, the same gradient) adds what flows through the iterations, from ᾱ = Σ_j W_ij and β̄ = Σ_i W_ij,
-//!   by the backend's reverse pass ([`SinkhornBackend::sinkhorn_backward`]).
+//! - `implicit` (and `unroll`, the same gradient) adds what flows through the iterations, from
+//!   ᾱ = Σ_j W_ij and β̄ = Σ_i W_ij, by the backend's reverse pass
+//!   ([`SinkhornBackend::sinkhorn_backward`]).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

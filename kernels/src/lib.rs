@@ -43,7 +43,7 @@ pub struct Potentials<B: Backend> {
     /// `[batch, n]` and `[batch, m]`.
     pub alpha: FloatTensor<B>,
     pub beta: FloatTensor<B>,
-    /// `[iters + 1, batch, n]` and `[iters + 1, batch, m]`; slot 0 holds the start (log a, log b)
+    /// `[iterations + 1, batch, n]` and `[iterations + 1, batch, m]`; slot 0 holds the start (log a, log b)
     /// and slot t the potentials after iteration t. Slots past an early stop are not written.
     pub alpha_history: FloatTensor<B>,
     pub beta_history: FloatTensor<B>,

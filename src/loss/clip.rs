@@ -3,21 +3,12 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
+use super::same_image::SameImage;
+
 /// G_ij = 1[id_i = id_j] / Σ_k 1[id_i = id_k]: every caption of the same image is a positive,
 /// with the weight spread evenly. The relation is symmetric, and so is G.
 pub fn multi_positive_targets<B: Backend>(image_ids: &[u64], device: &B::Device) -> Tensor<B, 2> {
-    let n = image_ids.len();
-    let mut targets = vec![0f32; n * n];
-    for (i, id_i) in image_ids.iter().enumerate() {
-        let row = &mut targets[i * n..(i + 1) * n];
-        let count = image_ids.iter().filter(|id_j| *id_j == id_i).count() as f32;
-        for (j, id_j) in image_ids.iter().enumerate() {
-            if id_j == id_i {
-                row[j] = 1.0 / count;
-            }
-        }
-    }
-    Tensor::<B, 1>::from_floats(targets.as_slice(), device).reshape([n, n])
+    SameImage::new(image_ids).matrix(|same, positives| if same { 1.0 / positives } else { 0.0 }, device)
 }
 
 /// The soft-label cross-entropy of each row, −Σ_j G_ij log softmax_j(L_i·), averaged over rows.

@@ -3,6 +3,8 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 
+use super::same_image::SameImage;
+
 /// ViCLIP-OT's SigLIP initial temperature, 0.06 (so s = 1/0.06), and initial bias, −9.
 pub const SIGLIP_INIT_LOGIT_SCALE: f32 = 2.813_410_7;
 pub const SIGLIP_INIT_LOGIT_BIAS: f32 = -9.0;
@@ -17,20 +19,10 @@ pub fn siglip_loss<B: Backend>(
     bias: Tensor<B, 1>,
     image_ids: &[u64],
 ) -> Tensor<B, 1> {
-    let n = image_ids.len();
-    let mut signs = vec![0f32; n * n];
-    let mut weights = vec![0f32; n * n];
-    for (i, id_i) in image_ids.iter().enumerate() {
-        let positives = image_ids.iter().filter(|id| *id == id_i).count() as f32;
-        for (j, id_j) in image_ids.iter().enumerate() {
-            let same = id_i == id_j;
-            signs[i * n + j] = if same { 1.0 } else { -1.0 };
-            weights[i * n + j] = if same { 1.0 / positives } else { 1.0 };
-        }
-    }
     let device = image.device();
-    let signs = Tensor::<B, 1>::from_floats(signs.as_slice(), &device).reshape([n, n]);
-    let weights = Tensor::<B, 1>::from_floats(weights.as_slice(), &device).reshape([n, n]);
+    let truth = SameImage::new(image_ids);
+    let signs = truth.matrix(|same, _| if same { 1.0 } else { -1.0 }, &device);
+    let weights = truth.matrix(|same, positives| if same { 1.0 / positives } else { 1.0 }, &device);
     let logits = image.matmul(text.transpose()) * scale.reshape([1, 1]) + bias.reshape([1, 1]);
     (log_sigmoid(logits * signs) * weights).sum_dim(1).mean().neg()
 }
