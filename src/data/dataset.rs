@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
-use super::spec::Format;
+use super::format::Format;
 use super::{CaptionedImages, ImageEntry, ImageSource};
 
 /// One caption of one image.

@@ -4,6 +4,7 @@
 pub mod batcher;
 pub mod dataset;
 pub mod dedup;
+pub mod format;
 pub mod formats;
 pub mod loader;
 pub mod resample;
@@ -25,7 +26,8 @@ use crate::seed::SplitStream;
 
 pub use batcher::{Batch, Batcher, HostBatch};
 pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
-pub use spec::{DatasetSpec, Format};
+pub use format::Format;
+pub use spec::DatasetSpec;
 pub use transform::ImageNormalization;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

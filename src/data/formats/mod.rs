@@ -16,7 +16,23 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::dataset::{Collector, ImageTextDataset};
-use super::spec::{DatasetSpec, Format};
+use super::format::Format;
+use super::spec::DatasetSpec;
+
+/// Opening a spec lives here, beside the readers, so that `spec.rs` needs no reader.
+impl DatasetSpec {
+    /// Reads the annotations, checks the images and applies `captions=first`.
+    pub fn open(&self) -> Result<ImageTextDataset> {
+        let mut dataset = read(self)?;
+        dataset.check_images(self.verify());
+        Ok(dataset)
+    }
+
+    /// The splits that exist on disk for this dataset (empty when the format has none).
+    pub fn available_splits(&self) -> Vec<String> {
+        available_splits(self)
+    }
+}
 
 /// Reads the annotations of `spec` (images are checked later, by [`DatasetSpec::open`]).
 pub fn read(spec: &DatasetSpec) -> Result<ImageTextDataset> {

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use super::{json_kind, numbered_lines, read_text, requested_split, Read};
 use crate::data::dataset::Collector;
-use crate::data::spec::{DatasetSpec, Format};
+use crate::data::format::Format;
+use crate::data::spec::DatasetSpec;
 
 /// Column names: explicit, or the first default that the header has.
 struct Columns {
