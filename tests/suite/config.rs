@@ -56,7 +56,7 @@ fn the_data_is_chosen_exactly_once() {
     let text = SYNTHETIC_VI_CONFIG.replace("[data]\n", "[data]\ndataset = \"ktvic:/data/ktvic\"\n");
     let both = format!("{:#}", TrainConfig::parse(&text, "both.toml", &[]).unwrap_err());
     assert!(both.contains("both.toml") && both.contains("data") && both.contains("keep one"), "{both}");
-    let start = SYNTHETIC_VI_CONFIG.find("[data.synthetic]").unwrap();
+    let start = SYNTHETIC_VI_CONFIG.find("\n[data.synthetic]\n").unwrap();
     let end = SYNTHETIC_VI_CONFIG[start..].find("\n\n").unwrap() + start;
     let text = format!("{}{}", &SYNTHETIC_VI_CONFIG[..start], &SYNTHETIC_VI_CONFIG[end..]);
     let neither = format!("{:#}", TrainConfig::parse(&text, "neither.toml", &[]).unwrap_err());
@@ -85,8 +85,8 @@ fn a_wrong_value_names_the_file_the_key_and_what_was_expected() {
 #[test]
 fn an_old_shape_config_names_the_key_that_moved_and_where_it_went() {
     let old = std::fs::read_to_string(common::fixture("configs/synthetic_vi_old_shape.toml")).unwrap();
-    let message = format!("{:#}", TrainConfig::parse(&old, "old.toml", &[]).unwrap_err());
-    assert!(message.contains("old.toml") && message.contains("data.dataset") && message.contains("[data.synthetic]"), "{message}");
+    let old_error = format!("{:#}", TrainConfig::parse(&old, "old.toml", &[]).unwrap_err());
+    assert!(old_error.contains("old.toml") && old_error.contains("data.dataset") && old_error.contains("[data.synthetic]"), "{old_error}");
     let cases: [(&str, &str); 7] = [
         ("loss.objective=\"clip+sigrot\"", "contrastive = \"clip\", transport = \"sigrot\""),
         ("loss.eps=0.05", "`loss.sinkhorn.eps`"),
