@@ -6,33 +6,11 @@ use image::RgbImage;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use super::transform::{to_chw, EvalTransform, TrainTransform};
-use super::{CaptionedImages, PairIndex};
+use super::captioned::{CaptionedImages, PairIndex};
+use super::transform::{to_chw, EvalTransform, ImageNormalization, TrainTransform};
 use crate::model::TextBatch;
 use crate::text::CaptionTokenizer;
-
-/// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ImageNormalization {
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-}
-
-impl ImageNormalization {
-    pub const IMAGENET: Self = Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
-    pub const CLIP: Self = Self {
-        mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
-        std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
-    };
-}
-
-impl Default for ImageNormalization {
-    fn default() -> Self {
-        Self::IMAGENET
-    }
-}
 
 /// One training or evaluation batch.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
+use super::captioned::{CaptionedImages, ImageEntry, ImageSource};
 use super::spec::Format;
-use super::{CaptionedImages, ImageEntry, ImageSource};
 
 /// One caption of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]

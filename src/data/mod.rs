@@ -1,7 +1,11 @@
 //! Datasets, the pairing of images with captions, and the batcher.
 //! Flow: dataset → pairs → batcher → towers.
+//!
+//! This file only declares and re-exports; no file here imports it, so the imports between the
+//! files of `data/` run one way.
 
 pub mod batcher;
+pub mod captioned;
 pub mod check;
 pub mod dataset;
 pub mod dedup;
@@ -9,146 +13,14 @@ pub mod formats;
 pub mod loader;
 pub mod resample;
 pub mod spec;
+pub mod split;
 pub mod synthetic;
 pub mod teacher;
 pub mod transform;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
-use image::RgbImage;
-use rand::seq::{IndexedRandom, SliceRandom};
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-pub use batcher::{Batch, Batcher, HostBatch, ImageNormalization};
+pub use batcher::{Batch, Batcher, HostBatch};
+pub use captioned::{CaptionedImages, ImageEntry, ImageSource, PairIndex, Pairing, TeacherRows};
 pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
 pub use spec::{DatasetSpec, Format};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl Split {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-            Split::Test => "test",
-        }
-    }
-
-    /// A distinct random stream per split, mixed into the seed.
-    pub fn stream(&self) -> u64 {
-        match self {
-            Split::Train => 0x7472_6169_6E00_0001,
-            Split::Val => 0x7661_6C00_0000_0002,
-            Split::Test => 0x7465_7374_0000_0003,
-        }
-    }
-}
-
-impl std::str::FromStr for Split {
-    type Err = anyhow::Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "train" => Ok(Split::Train),
-            "val" | "dev" | "valid" | "validation" => Ok(Split::Val),
-            "test" => Ok(Split::Test),
-            other => anyhow::bail!("unknown split `{other}`: expected train, val or test"),
-        }
-    }
-}
-
-/// Where an image's pixels come from.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    Memory(Arc<RgbImage>),
-    File(PathBuf),
-}
-
-impl ImageSource {
-    pub fn load(&self) -> Result<RgbImage> {
-        match self {
-            ImageSource::Memory(image) => Ok(image.as_ref().clone()),
-            ImageSource::File(path) => Ok(image::open(path)
-                .with_context(|| format!("cannot read image {}", path.display()))?
-                .to_rgb8()),
-        }
-    }
-}
-
-/// One image and all of its captions.
-#[derive(Debug, Clone)]
-pub struct ImageEntry {
-    pub image_id: u64,
-    pub image: ImageSource,
-    pub captions: Vec<String>,
-}
-
-/// Frozen teacher embeddings of one entry: its image and each of its captions (L2-normalised).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeacherRows {
-    pub image: Vec<f32>,
-    pub captions: Vec<Vec<f32>>,
-}
-
-/// An image–caption dataset: unique images, each with one or more captions, and optionally
-/// teacher embeddings for SIGROT (one [`TeacherRows`] per entry).
-#[derive(Debug, Clone)]
-pub struct CaptionedImages {
-    pub name: String,
-    pub language: String,
-    pub entries: Vec<ImageEntry>,
-    pub teacher: Option<Vec<TeacherRows>>,
-}
-
-/// How an epoch pairs images with captions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pairing {
-    /// Each image once per epoch, with one of its captions drawn at random (open_clip on COCO).
-    #[default]
-    RandomCaption,
-    /// Every (image, caption) pair once per epoch; an image repeats per caption (ViCLIP-OT).
-    AllCaptions,
-}
-
-/// A (image entry, caption) index pair.
-pub type PairIndex = (usize, usize);
-
-impl CaptionedImages {
-    pub fn caption_count(&self) -> usize {
-        self.entries.iter().map(|e| e.captions.len()).sum()
-    }
-
-    /// Every caption as (entry, caption) in dataset order: the evaluation gallery.
-    pub fn all_pairs(&self) -> Vec<PairIndex> {
-        self.entries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| (0..e.captions.len()).map(move |c| (i, c)))
-            .collect()
-    }
-
-    /// The shuffled pairs of one training epoch.
-    pub fn epoch_pairs(&self, pairing: Pairing, rng: &mut ChaCha8Rng) -> Vec<PairIndex> {
-        let mut pairs: Vec<PairIndex> = match pairing {
-            Pairing::AllCaptions => self.all_pairs(),
-            Pairing::RandomCaption => self
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| !e.captions.is_empty())
-                .map(|(i, e)| (i, *(0..e.captions.len()).collect::<Vec<_>>().choose(rng).unwrap()))
-                .collect(),
-        };
-        pairs.shuffle(rng);
-        pairs
-    }
-}
+pub use split::Split;
+pub use transform::ImageNormalization;

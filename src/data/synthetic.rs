@@ -15,7 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::{CaptionedImages, ImageEntry, ImageSource, Split, TeacherRows};
+use super::captioned::{CaptionedImages, ImageEntry, ImageSource, TeacherRows};
+use super::split::Split;
 
 pub const SHAPES: [&str; 8] = ["circle", "square", "triangle", "star", "heart", "diamond", "cross", "hexagon"];
 pub const COLORS: [(&str, [u8; 3]); 8] = [

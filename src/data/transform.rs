@@ -8,8 +8,28 @@ use burn::config::Config;
 use image::{Rgb, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use super::ImageNormalization;
+/// Per-channel mean and standard deviation applied after scaling pixels to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ImageNormalization {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl ImageNormalization {
+    pub const IMAGENET: Self = Self { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const CLIP: Self = Self {
+        mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+        std: [0.268_629_54, 0.261_302_58, 0.275_777_11],
+    };
+}
+
+impl Default for ImageNormalization {
+    fn default() -> Self {
+        Self::IMAGENET
+    }
+}
 
 /// Resize the short side to `resize` (bicubic), crop the centre `crop` × `crop`, normalise.
 /// torchvision's `Resize(256, BICUBIC)` + `CenterCrop(224)` + `ToTensor` + `Normalize` on a PIL image.
