@@ -7,7 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use super::dataset::{ImageTextDataset, Skipped, Verify};
+use super::collector::Skipped;
+use super::dataset::{ImageTextDataset, Verify};
 use super::spec::DatasetSpec;
 
 #[derive(Debug, Clone, Serialize)]

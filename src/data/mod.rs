@@ -7,6 +7,7 @@
 pub mod batcher;
 pub mod captioned;
 pub mod check;
+pub mod collector;
 pub mod dataset;
 pub mod dedup;
 pub mod formats;
@@ -20,7 +21,8 @@ pub mod transform;
 
 pub use batcher::{Batch, Batcher, HostBatch};
 pub use captioned::{CaptionedImages, ImageEntry, ImageSource, PairIndex, Pairing, TeacherRows};
-pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
+pub use collector::{ImageTextItem, SkipReason, Skipped};
+pub use dataset::{ImageTextDataset, Verify};
 pub use spec::{DatasetSpec, Format};
 pub use split::Split;
 pub use transform::ImageNormalization;

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 
 use super::{image_dir, read_json, require_split, requested_split, root_of, Id, Read};
-use crate::data::dataset::Collector;
+use crate::data::collector::Collector;
 use crate::data::spec::DatasetSpec;
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 
 use super::{image_dir, numbered_lines, read_text, requested_split, root_of, Read};
-use crate::data::dataset::Collector;
+use crate::data::collector::Collector;
 use crate::data::spec::DatasetSpec;
 
 const TOKEN_FILES: [&str; 3] = ["Flickr8k.token.txt", "results_20130124.token", "results.token"];

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 
 use super::{image_dir, read_json, requested_split, root_of, Id, Read};
-use crate::data::dataset::Collector;
+use crate::data::collector::Collector;
 use crate::data::spec::DatasetSpec;
 
 #[derive(Deserialize)]

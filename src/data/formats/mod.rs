@@ -15,7 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
 
-use super::dataset::{Collector, ImageTextDataset};
+use super::collector::Collector;
+use super::dataset::ImageTextDataset;
 use super::spec::{DatasetSpec, Format};
 
 /// Reads the annotations of `spec` (images are checked later, by [`DatasetSpec::open`]).

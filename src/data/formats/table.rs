@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::{Map, Value};
 
 use super::{json_kind, numbered_lines, read_text, requested_split, Read};
-use crate::data::dataset::Collector;
+use crate::data::collector::Collector;
 use crate::data::spec::{DatasetSpec, Format};
 
 /// Column names: explicit, or the first default that the header has.

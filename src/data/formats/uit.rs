@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use super::{image_dir, read_json, require_split, root_of, Read};
-use crate::data::dataset::Collector;
+use crate::data::collector::Collector;
 use crate::data::spec::DatasetSpec;
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
 use super::{image_dir, json_kind, numbered_lines, read_text, root_of, Read};
-use crate::data::dataset::{Collector, SkipReason};
+use crate::data::collector::{Collector, SkipReason};
 use crate::data::spec::DatasetSpec;
 
 pub fn read(spec: &DatasetSpec) -> Result<Read> {
