@@ -4,19 +4,21 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
+use anyhow::Result;
 use rayon::prelude::*;
 
 use super::captioned::{CaptionedImages, ImageEntry, ImageSource};
 use super::collector::{ImageTextItem, SkipReason, Skipped};
-use super::spec::Format;
+use super::format::{Captions, DatasetFormat, DatasetSpec};
 
 /// A dataset read from its native format.
 #[derive(Debug, Clone)]
 pub struct ImageTextDataset {
     /// The canonical spec string, with defaults filled in (it records e.g. `captions=first`).
     pub name: String,
-    pub format: Format,
+    pub format: &'static dyn DatasetFormat,
     pub language: String,
     /// The split read, when the format has splits.
     pub split: Option<String>,
@@ -33,7 +35,46 @@ pub enum Verify {
     Decode,
 }
 
+impl FromStr for Verify {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "exists" => Ok(Verify::Exists),
+            "decode" => Ok(Verify::Decode),
+            _ => anyhow::bail!("expected `decode` or `exists`"),
+        }
+    }
+}
+
 impl ImageTextDataset {
+    /// Reads the annotations of `spec` and applies `exclude=` and `captions=first`; the images are
+    /// checked later, by [`DatasetSpec::open`].
+    pub fn read(spec: &DatasetSpec) -> Result<Self> {
+        let read = spec.format.read(spec)?;
+        let language = spec.get("lang").unwrap_or(spec.format.default_language()).to_string();
+        // The name records a caption mode that differs from `all` even when it is the default.
+        let captions = spec.captions();
+        let mut canonical = spec.clone();
+        if captions != Captions::All {
+            canonical.options.entry("captions".into()).or_insert_with(|| captions.name().into());
+        }
+        let mut dataset = ImageTextDataset {
+            name: canonical.to_string(),
+            format: spec.format,
+            language,
+            split: read.split,
+            items: read.collector.items,
+            skipped: read.collector.skipped,
+        };
+        if let Some(list) = spec.get("exclude") {
+            dataset.exclude(Path::new(list))?;
+        }
+        if captions == Captions::First {
+            dataset.keep_first_captions();
+        }
+        Ok(dataset)
+    }
+
     /// Distinct images, in first-appearance order.
     pub fn image_count(&self) -> usize {
         self.items.iter().map(|i| &i.image_id).collect::<HashSet<_>>().len()
@@ -112,7 +153,7 @@ impl ImageTextDataset {
     }
 
     /// Drops the images whose id (or file name) is listed, one per line, in `list`.
-    pub fn exclude(&mut self, list: &Path) -> anyhow::Result<()> {
+    pub fn exclude(&mut self, list: &Path) -> Result<()> {
         let text = std::fs::read_to_string(list).map_err(|e| anyhow::anyhow!("cannot read the exclude list {}: {e}", list.display()))?;
         let drop: HashSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         let listed = |item: &ImageTextItem| {
@@ -159,3 +200,4 @@ pub fn classify_decode_error(error: &image::ImageError) -> (SkipReason, Option<S
         || ["eof", "end of file", "unexpected end", "truncat", "not enough data", "no more data"].iter().any(|k| lower.contains(k));
     (if truncated { SkipReason::TruncatedImage } else { SkipReason::CorruptImage }, Some(message))
 }
+

@@ -1,115 +1,19 @@
 //! Dataset spec strings, `FORMAT:PATH[?key=value&...]`, used in configs and on the command line:
 //! `ktvic:/data/ktvic?split=test`, `xm3600:/data/xm3600?lang=vi&captions=all`, `synthetic`.
+//! Parsing looks FORMAT up in the registry (`formats::FORMATS`); [`DatasetSpec`] itself is declared
+//! beside the format trait, in `format.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::dataset::{ImageTextDataset, Verify};
+use super::format::{Captions, COMMON_KEYS};
 use super::formats;
 
-/// The dataset formats otclip reads natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    UitOpenViic,
-    Ktvic,
-    Xm3600,
-    FlickrToken,
-    FlickrCsv,
-    Karpathy,
-    Coco,
-    ViclipOt,
-    Csv,
-    Jsonl,
-    Synthetic,
-}
-
-impl Format {
-    pub const ALL: [Format; 11] = [
-        Format::UitOpenViic,
-        Format::Ktvic,
-        Format::Xm3600,
-        Format::FlickrToken,
-        Format::FlickrCsv,
-        Format::Karpathy,
-        Format::Coco,
-        Format::ViclipOt,
-        Format::Csv,
-        Format::Jsonl,
-        Format::Synthetic,
-    ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Format::UitOpenViic => "uit-openviic",
-            Format::Ktvic => "ktvic",
-            Format::Xm3600 => "xm3600",
-            Format::FlickrToken => "flickr-token",
-            Format::FlickrCsv => "flickr-csv",
-            Format::Karpathy => "karpathy",
-            Format::Coco => "coco",
-            Format::ViclipOt => "viclip-ot",
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-            Format::Synthetic => "synthetic",
-        }
-    }
-
-    /// The query keys this format understands, beyond the common ones.
-    fn own_keys(&self) -> &'static [&'static str] {
-        match self {
-            Format::Ktvic => &["text"],
-            Format::Csv => &["image_column", "caption_column", "id_column", "sep"],
-            Format::Jsonl => &["image_column", "caption_column", "id_column"],
-            _ => &[],
-        }
-    }
-
-    /// Whether the format has named splits (`split=` defaults to the caller's split).
-    pub fn has_splits(&self) -> bool {
-        matches!(self, Format::UitOpenViic | Format::Ktvic | Format::Karpathy | Format::Coco | Format::ViclipOt)
-    }
-
-    /// The language a dataset is in when the spec does not say (`lang=`).
-    pub fn default_language(&self) -> &'static str {
-        match self {
-            Format::UitOpenViic | Format::Ktvic => "vi",
-            Format::FlickrToken | Format::FlickrCsv | Format::Karpathy | Format::Coco => "en",
-            _ => "und",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Format {
-    type Err = anyhow::Error;
-    fn from_str(text: &str) -> Result<Self> {
-        Format::ALL.into_iter().find(|f| f.name() == text).ok_or_else(|| {
-            let names: Vec<&str> = Format::ALL.iter().map(Format::name).collect();
-            anyhow::anyhow!("unknown dataset format `{text}`: expected one of {}", names.join(", "))
-        })
-    }
-}
-
-/// Keys every format accepts.
-const COMMON_KEYS: [&str; 6] = ["split", "lang", "captions", "images", "verify", "exclude"];
-
-/// A parsed dataset spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatasetSpec {
-    pub format: Format,
-    /// The dataset folder or its annotation file (empty for `synthetic`).
-    pub path: PathBuf,
-    pub options: BTreeMap<String, String>,
-}
+pub use super::format::DatasetSpec;
 
 impl FromStr for DatasetSpec {
     type Err = anyhow::Error;
@@ -129,8 +33,8 @@ impl DatasetSpec {
             Some((format, path)) => (format, path),
             None => (head, ""),
         };
-        let format: Format = format.parse().map_err(|e| anyhow::anyhow!("dataset spec `{text}`: {e}"))?;
-        if format != Format::Synthetic && path.is_empty() {
+        let format = formats::find(format).map_err(|e| anyhow!("dataset spec `{text}`: {e}"))?;
+        if format.needs_path() && path.is_empty() {
             bail!("dataset spec `{text}`: expected FORMAT:PATH[?key=value&...], with the dataset folder or annotation file as PATH");
         }
         let mut options = BTreeMap::new();
@@ -150,66 +54,27 @@ impl DatasetSpec {
         }
         let spec = DatasetSpec { format, path: PathBuf::from(path), options };
         if let Some(mode) = spec.get("captions") {
-            if mode != "first" && mode != "all" {
-                bail!("dataset spec `{text}`: captions={mode}; expected `first` or `all`");
+            if let Err(expected) = mode.parse::<Captions>() {
+                bail!("dataset spec `{text}`: captions={mode}; {expected}");
             }
         }
         if let Some(verify) = spec.get("verify") {
-            if verify != "decode" && verify != "exists" {
-                bail!("dataset spec `{text}`: verify={verify}; expected `decode` or `exists`");
+            if let Err(expected) = verify.parse::<Verify>() {
+                bail!("dataset spec `{text}`: verify={verify}; {expected}");
             }
         }
         Ok(spec)
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.options.get(key).map(String::as_str)
-    }
-
-    /// The same spec with `split` set, unless the spec already names one.
-    pub fn with_default_split(&self, split: &str) -> Self {
-        let mut spec = self.clone();
-        spec.options.entry("split".into()).or_insert_with(|| split.to_string());
-        spec
-    }
-
-    pub fn with_option(&self, key: &str, value: &str) -> Self {
-        let mut spec = self.clone();
-        spec.options.insert(key.into(), value.into());
-        spec
-    }
-
     /// How images are checked when the dataset opens (`verify=decode`, the default, or `exists`).
     pub fn verify(&self) -> Verify {
-        match self.get("verify") {
-            Some("exists") => Verify::Exists,
-            _ => Verify::Decode,
-        }
+        self.get("verify").and_then(|verify| verify.parse().ok()).unwrap_or(Verify::Decode)
     }
 
-    /// Reads the annotations, checks the images and applies `captions=first`.
+    /// Reads the annotations, applies `exclude=` and `captions=first`, and checks the images.
     pub fn open(&self) -> Result<ImageTextDataset> {
-        let mut dataset = formats::read(self)?;
+        let mut dataset = ImageTextDataset::read(self)?;
         dataset.check_images(self.verify());
         Ok(dataset)
-    }
-
-    /// The splits that exist on disk for this dataset (empty when the format has none).
-    pub fn available_splits(&self) -> Vec<String> {
-        formats::available_splits(self)
-    }
-}
-
-impl fmt::Display for DatasetSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.format)?;
-        if !self.path.as_os_str().is_empty() {
-            write!(f, ":{}", self.path.display())?;
-        }
-        let pairs: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !pairs.is_empty() {
-            write!(f, "?{}", pairs.join("&"))?;
-        }
-        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! The three splits of a dataset: train, val and test.
+//! The three splits of a dataset, typed. Formats whose files spell them otherwise (`dev`,
+//! Karpathy's `restval`) map their names to these in their own file.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,12 @@ pub enum Split {
 }
 
 impl Split {
+    /// `name` spelt canonically when it names a split (`dev`, `valid`, `validation` → `val`),
+    /// else as written.
+    pub fn canonical_name(name: &str) -> &str {
+        name.parse::<Split>().map(|split| split.name()).unwrap_or(name)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Split::Train => "train",
