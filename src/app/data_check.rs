@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::data::{formats, DatasetSpec, ImageTextDataset, Skipped, Verify};
+use crate::data::{DatasetSpec, ImageTextDataset, Skipped, Verify};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SplitCounts {
@@ -41,7 +41,7 @@ fn counts(dataset: &ImageTextDataset) -> SplitCounts {
 /// Opens the spec's split, or every split on disk when it names none, decoding every image.
 pub fn check(spec: &DatasetSpec) -> Result<(CheckReport, Vec<ImageTextDataset>)> {
     let open = |spec: &DatasetSpec| -> Result<ImageTextDataset> {
-        let mut dataset = formats::read(spec)?;
+        let mut dataset = ImageTextDataset::read(spec)?;
         dataset.check_images(Verify::Decode);
         Ok(dataset)
     };
@@ -49,7 +49,7 @@ pub fn check(spec: &DatasetSpec) -> Result<(CheckReport, Vec<ImageTextDataset>)>
     let datasets: Vec<ImageTextDataset> = if splits.is_empty() {
         vec![open(spec)?]
     } else {
-        splits.iter().map(|s| open(&spec.with_option("split", s))).collect::<Result<_>>()?
+        splits.iter().map(|s| open(&spec.with_option("split", s.name()))).collect::<Result<_>>()?
     };
     let report = CheckReport {
         dataset: spec.to_string(),

@@ -7,8 +7,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use super::captioned::{CaptionedImages, PairIndex};
 use super::transform::{to_chw, EvalTransform, ImageNormalization, TrainTransform};
-use super::{CaptionedImages, PairIndex};
 use crate::model::TextBatch;
 use crate::seed::sample_augment;
 use crate::text::CaptionTokenizer;

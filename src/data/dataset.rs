@@ -3,86 +3,22 @@
 //! Readers (in `formats/`) parse annotations; this module checks images and groups captions.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
+use anyhow::Result;
 use rayon::prelude::*;
-use serde::Serialize;
-use unicode_normalization::UnicodeNormalization;
 
-use super::format::Format;
-use super::{CaptionedImages, ImageEntry, ImageSource};
-
-/// One caption of one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageTextItem {
-    /// The dataset's own id of the image (a number, a file name or a hex key).
-    pub image_id: String,
-    pub image: PathBuf,
-    pub caption: String,
-}
-
-/// Why an item did not make it into the dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The image file does not exist.
-    MissingImage,
-    /// The image file exists but does not decode.
-    CorruptImage,
-    /// The image file ends before its data does.
-    TruncatedImage,
-    /// The image path leaves the dataset root (`../../etc/x`, or an absolute path elsewhere).
-    UnsafePath,
-    /// A caption that is empty after trimming.
-    EmptyCaption,
-    /// An XM3600 line without the requested language.
-    MissingLanguage,
-    /// Listed in the `exclude=FILE` drop list (e.g. from `otclip data dedup`).
-    Excluded,
-}
-
-impl SkipReason {
-    pub fn name(&self) -> &'static str {
-        match self {
-            SkipReason::MissingImage => "missing_image",
-            SkipReason::CorruptImage => "corrupt_image",
-            SkipReason::TruncatedImage => "truncated_image",
-            SkipReason::UnsafePath => "unsafe_path",
-            SkipReason::EmptyCaption => "empty_caption",
-            SkipReason::MissingLanguage => "missing_language",
-            SkipReason::Excluded => "excluded",
-        }
-    }
-
-    /// Whether the reason removes a whole image (else one caption).
-    pub fn is_image(&self) -> bool {
-        !matches!(self, SkipReason::EmptyCaption)
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One skipped image or caption: what it was (a path, or `file:line`) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    pub item: String,
-    pub reason: SkipReason,
-    /// The decoder's message, for corrupt and truncated images.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
+use super::captioned::{CaptionedImages, ImageEntry, ImageSource};
+use super::collector::{ImageTextItem, SkipReason, Skipped};
+use super::format::{Captions, DatasetFormat, DatasetSpec};
 
 /// A dataset read from its native format.
 #[derive(Debug, Clone)]
 pub struct ImageTextDataset {
     /// The canonical spec string, with defaults filled in (it records e.g. `captions=first`).
     pub name: String,
-    pub format: Format,
+    pub format: &'static dyn DatasetFormat,
     pub language: String,
     /// The split read, when the format has splits.
     pub split: Option<String>,
@@ -99,7 +35,46 @@ pub enum Verify {
     Decode,
 }
 
+impl FromStr for Verify {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "exists" => Ok(Verify::Exists),
+            "decode" => Ok(Verify::Decode),
+            _ => anyhow::bail!("expected `decode` or `exists`"),
+        }
+    }
+}
+
 impl ImageTextDataset {
+    /// Reads the annotations of `spec` and applies `exclude=` and `captions=first`; the images are
+    /// checked later, by [`DatasetSpec::open`].
+    pub fn read(spec: &DatasetSpec) -> Result<Self> {
+        let read = spec.format.read(spec)?;
+        let language = spec.get("lang").unwrap_or(spec.format.default_language()).to_string();
+        // The name records a caption mode that differs from `all` even when it is the default.
+        let captions = spec.captions();
+        let mut canonical = spec.clone();
+        if captions != Captions::All {
+            canonical.options.entry("captions".into()).or_insert_with(|| captions.name().into());
+        }
+        let mut dataset = ImageTextDataset {
+            name: canonical.to_string(),
+            format: spec.format,
+            language,
+            split: read.split,
+            items: read.collector.items,
+            skipped: read.collector.skipped,
+        };
+        if let Some(list) = spec.get("exclude") {
+            dataset.exclude(Path::new(list))?;
+        }
+        if captions == Captions::First {
+            dataset.keep_first_captions();
+        }
+        Ok(dataset)
+    }
+
     /// Distinct images, in first-appearance order.
     pub fn image_count(&self) -> usize {
         self.items.iter().map(|i| &i.image_id).collect::<HashSet<_>>().len()
@@ -178,7 +153,7 @@ impl ImageTextDataset {
     }
 
     /// Drops the images whose id (or file name) is listed, one per line, in `list`.
-    pub fn exclude(&mut self, list: &Path) -> anyhow::Result<()> {
+    pub fn exclude(&mut self, list: &Path) -> Result<()> {
         let text = std::fs::read_to_string(list).map_err(|e| anyhow::anyhow!("cannot read the exclude list {}: {e}", list.display()))?;
         let drop: HashSet<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
         let listed = |item: &ImageTextItem| {
@@ -226,91 +201,3 @@ pub fn classify_decode_error(error: &image::ImageError) -> (SkipReason, Option<S
     (if truncated { SkipReason::TruncatedImage } else { SkipReason::CorruptImage }, Some(message))
 }
 
-/// Trims a caption, drops stray `\r`, folds inner whitespace runs and normalises to Unicode NFC
-/// (so combining and precomposed Vietnamese diacritics tokenise alike).
-pub fn clean_caption(raw: &str) -> String {
-    let folded: Vec<&str> = raw.split_whitespace().collect();
-    folded.join(" ").nfc().collect()
-}
-
-/// `base/relative`, or `None` when `relative` would leave `base` (`..` past the root, or an
-/// absolute path elsewhere). Purely lexical, so a symlinked image folder still works.
-pub fn safe_join(base: &Path, relative: &str) -> Option<PathBuf> {
-    let relative = relative.trim();
-    if relative.is_empty() || relative.contains('\0') {
-        return None;
-    }
-    let candidate = Path::new(relative);
-    if candidate.is_absolute() {
-        let normal = normalize(candidate)?;
-        let root = normalize(base)?;
-        return normal.starts_with(&root).then_some(normal);
-    }
-    let mut depth: usize = 0;
-    for component in candidate.components() {
-        match component {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => depth = depth.checked_sub(1)?,
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(base.join(candidate))
-}
-
-/// Resolves `.` and `..` lexically; `None` when `..` climbs above the start.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
-            }
-            Component::CurDir => {}
-            other => out.push(other.as_os_str()),
-        }
-    }
-    Some(out)
-}
-
-/// Collects items while a reader walks its annotations: checks paths and captions as they come.
-pub struct Collector {
-    pub items: Vec<ImageTextItem>,
-    pub skipped: Vec<Skipped>,
-    unsafe_reported: HashSet<String>,
-}
-
-impl Default for Collector {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Collector {
-    pub fn new() -> Self {
-        Self { items: Vec::new(), skipped: Vec::new(), unsafe_reported: HashSet::new() }
-    }
-
-    /// Adds one caption of `image_id`, whose file is `relative` under `image_dir`. `origin` names
-    /// the place in the annotation file (for the warning about an empty caption).
-    pub fn push(&mut self, image_id: &str, image_dir: &Path, relative: &str, caption: &str, origin: impl FnOnce() -> String) {
-        let Some(image) = safe_join(image_dir, relative) else {
-            if self.unsafe_reported.insert(relative.to_string()) {
-                self.skip(format!("{} ({relative})", origin()), SkipReason::UnsafePath);
-            }
-            return;
-        };
-        let caption = clean_caption(caption);
-        if caption.is_empty() {
-            self.skip(origin(), SkipReason::EmptyCaption);
-            return;
-        }
-        self.items.push(ImageTextItem { image_id: image_id.to_string(), image, caption });
-    }
-
-    pub fn skip(&mut self, item: String, reason: SkipReason) {
-        self.skipped.push(Skipped { item, reason, detail: None });
-    }
-}

@@ -11,9 +11,9 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Result};
 
-use super::batcher::HostBatch;
+use super::batcher::{Batcher, HostBatch};
+use super::captioned::{CaptionedImages, PairIndex};
 use super::transform::TrainTransform;
-use super::{Batcher, CaptionedImages, PairIndex};
 use crate::seed::batch_augment;
 
 /// How batches are built.

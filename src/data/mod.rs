@@ -1,7 +1,12 @@
 //! Datasets, the pairing of images with captions, and the batcher.
 //! Flow: dataset → pairs → batcher → towers.
+//!
+//! This file only declares and re-exports; no file here imports it, so the imports between the
+//! files of `data/` run one way.
 
 pub mod batcher;
+pub mod captioned;
+pub mod collector;
 pub mod dataset;
 pub mod dedup;
 pub mod format;
@@ -9,150 +14,15 @@ pub mod formats;
 pub mod loader;
 pub mod resample;
 pub mod spec;
+pub mod split;
 pub mod synthetic;
 pub mod teacher;
 pub mod transform;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::{Context, Result};
-use image::RgbImage;
-use rand::seq::{IndexedRandom, SliceRandom};
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-use crate::seed::SplitStream;
-
 pub use batcher::{Batch, Batcher, HostBatch};
-pub use dataset::{ImageTextDataset, ImageTextItem, SkipReason, Skipped, Verify};
-pub use format::Format;
-pub use spec::DatasetSpec;
+pub use captioned::{CaptionedImages, ImageEntry, ImageSource, PairIndex, Pairing, TeacherRows};
+pub use collector::{ImageTextItem, SkipReason, Skipped};
+pub use dataset::{ImageTextDataset, Verify};
+pub use format::{DatasetFormat, DatasetSpec};
+pub use split::Split;
 pub use transform::ImageNormalization;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl Split {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-            Split::Test => "test",
-        }
-    }
-
-    /// The split's own random stream of the built-in data.
-    pub fn stream(&self) -> SplitStream {
-        match self {
-            Split::Train => SplitStream::Train,
-            Split::Val => SplitStream::Val,
-            Split::Test => SplitStream::Test,
-        }
-    }
-}
-
-impl std::str::FromStr for Split {
-    type Err = anyhow::Error;
-    fn from_str(text: &str) -> Result<Self> {
-        match text {
-            "train" => Ok(Split::Train),
-            "val" | "dev" | "valid" | "validation" => Ok(Split::Val),
-            "test" => Ok(Split::Test),
-            other => anyhow::bail!("unknown split `{other}`: expected train, val or test"),
-        }
-    }
-}
-
-/// Where an image's pixels come from.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    Memory(Arc<RgbImage>),
-    File(PathBuf),
-}
-
-impl ImageSource {
-    pub fn load(&self) -> Result<RgbImage> {
-        match self {
-            ImageSource::Memory(image) => Ok(image.as_ref().clone()),
-            ImageSource::File(path) => Ok(image::open(path)
-                .with_context(|| format!("cannot read image {}", path.display()))?
-                .to_rgb8()),
-        }
-    }
-}
-
-/// One image and all of its captions.
-#[derive(Debug, Clone)]
-pub struct ImageEntry {
-    pub image_id: u64,
-    pub image: ImageSource,
-    pub captions: Vec<String>,
-}
-
-/// Frozen teacher embeddings of one entry: its image and each of its captions (L2-normalised).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeacherRows {
-    pub image: Vec<f32>,
-    pub captions: Vec<Vec<f32>>,
-}
-
-/// An image–caption dataset: unique images, each with one or more captions, and optionally
-/// teacher embeddings for SIGROT (one [`TeacherRows`] per entry).
-#[derive(Debug, Clone)]
-pub struct CaptionedImages {
-    pub name: String,
-    pub language: String,
-    pub entries: Vec<ImageEntry>,
-    pub teacher: Option<Vec<TeacherRows>>,
-}
-
-/// How an epoch pairs images with captions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pairing {
-    /// Each image once per epoch, with one of its captions drawn at random (open_clip on COCO).
-    #[default]
-    RandomCaption,
-    /// Every (image, caption) pair once per epoch; an image repeats per caption (ViCLIP-OT).
-    AllCaptions,
-}
-
-/// A (image entry, caption) index pair.
-pub type PairIndex = (usize, usize);
-
-impl CaptionedImages {
-    pub fn caption_count(&self) -> usize {
-        self.entries.iter().map(|e| e.captions.len()).sum()
-    }
-
-    /// Every caption as (entry, caption) in dataset order: the evaluation gallery.
-    pub fn all_pairs(&self) -> Vec<PairIndex> {
-        self.entries
-            .iter()
-            .enumerate()
-            .flat_map(|(i, e)| (0..e.captions.len()).map(move |c| (i, c)))
-            .collect()
-    }
-
-    /// The shuffled pairs of one training epoch.
-    pub fn epoch_pairs(&self, pairing: Pairing, rng: &mut ChaCha8Rng) -> Vec<PairIndex> {
-        let mut pairs: Vec<PairIndex> = match pairing {
-            Pairing::AllCaptions => self.all_pairs(),
-            Pairing::RandomCaption => self
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| !e.captions.is_empty())
-                .map(|(i, e)| (i, *(0..e.captions.len()).collect::<Vec<_>>().choose(rng).unwrap()))
-                .collect(),
-        };
-        pairs.shuffle(rng);
-        pairs
-    }
-}

@@ -1,27 +1,19 @@
 //! Dataset spec strings, `FORMAT:PATH[?key=value&...]`, used in configs and on the command line:
 //! `ktvic:/data/ktvic?split=test`, `xm3600:/data/xm3600?lang=vi&captions=all`, `synthetic`.
+//! Parsing looks FORMAT up in the registry (`formats::FORMATS`); [`DatasetSpec`] itself is declared
+//! beside the format trait, in `format.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
-use super::dataset::Verify;
-use super::format::Format;
+use super::dataset::{ImageTextDataset, Verify};
+use super::format::{Captions, COMMON_KEYS};
+use super::formats;
 
-/// Keys every format accepts.
-const COMMON_KEYS: [&str; 6] = ["split", "lang", "captions", "images", "verify", "exclude"];
-
-/// A parsed dataset spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatasetSpec {
-    pub format: Format,
-    /// The dataset folder or its annotation file (empty for `synthetic`).
-    pub path: PathBuf,
-    pub options: BTreeMap<String, String>,
-}
+pub use super::format::DatasetSpec;
 
 impl FromStr for DatasetSpec {
     type Err = anyhow::Error;
@@ -41,8 +33,8 @@ impl DatasetSpec {
             Some((format, path)) => (format, path),
             None => (head, ""),
         };
-        let format: Format = format.parse().map_err(|e| anyhow::anyhow!("dataset spec `{text}`: {e}"))?;
-        if format != Format::Synthetic && path.is_empty() {
+        let format = formats::find(format).map_err(|e| anyhow!("dataset spec `{text}`: {e}"))?;
+        if format.needs_path() && path.is_empty() {
             bail!("dataset spec `{text}`: expected FORMAT:PATH[?key=value&...], with the dataset folder or annotation file as PATH");
         }
         let mut options = BTreeMap::new();
@@ -62,54 +54,27 @@ impl DatasetSpec {
         }
         let spec = DatasetSpec { format, path: PathBuf::from(path), options };
         if let Some(mode) = spec.get("captions") {
-            if mode != "first" && mode != "all" {
-                bail!("dataset spec `{text}`: captions={mode}; expected `first` or `all`");
+            if let Err(expected) = mode.parse::<Captions>() {
+                bail!("dataset spec `{text}`: captions={mode}; {expected}");
             }
         }
         if let Some(verify) = spec.get("verify") {
-            if verify != "decode" && verify != "exists" {
-                bail!("dataset spec `{text}`: verify={verify}; expected `decode` or `exists`");
+            if let Err(expected) = verify.parse::<Verify>() {
+                bail!("dataset spec `{text}`: verify={verify}; {expected}");
             }
         }
         Ok(spec)
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.options.get(key).map(String::as_str)
-    }
-
-    /// The same spec with `split` set, unless the spec already names one.
-    pub fn with_default_split(&self, split: &str) -> Self {
-        let mut spec = self.clone();
-        spec.options.entry("split".into()).or_insert_with(|| split.to_string());
-        spec
-    }
-
-    pub fn with_option(&self, key: &str, value: &str) -> Self {
-        let mut spec = self.clone();
-        spec.options.insert(key.into(), value.into());
-        spec
-    }
-
     /// How images are checked when the dataset opens (`verify=decode`, the default, or `exists`).
     pub fn verify(&self) -> Verify {
-        match self.get("verify") {
-            Some("exists") => Verify::Exists,
-            _ => Verify::Decode,
-        }
+        self.get("verify").and_then(|verify| verify.parse().ok()).unwrap_or(Verify::Decode)
     }
-}
 
-impl fmt::Display for DatasetSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.format)?;
-        if !self.path.as_os_str().is_empty() {
-            write!(f, ":{}", self.path.display())?;
-        }
-        let pairs: Vec<String> = self.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !pairs.is_empty() {
-            write!(f, "?{}", pairs.join("&"))?;
-        }
-        Ok(())
+    /// Reads the annotations, applies `exclude=` and `captions=first`, and checks the images.
+    pub fn open(&self) -> Result<ImageTextDataset> {
+        let mut dataset = ImageTextDataset::read(self)?;
+        dataset.check_images(self.verify());
+        Ok(dataset)
     }
 }

@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{CaptionedImages, ImageEntry, ImageSource, Split, TeacherRows};
+use super::captioned::{CaptionedImages, ImageEntry, ImageSource, TeacherRows};
+use super::split::Split;
 use crate::seed::RunSeed;
 
 pub const SHAPES: [&str; 8] = ["circle", "square", "triangle", "star", "heart", "diamond", "cross", "hexagon"];

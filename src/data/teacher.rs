@@ -18,7 +18,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::{CaptionedImages, TeacherRows};
+use super::captioned::{CaptionedImages, TeacherRows};
 
 pub const FORMAT: &str = "otclip-teacher-v1";
 

@@ -75,7 +75,7 @@ proptest! {
     fn paths_never_escape_the_root(parts in proptest::collection::vec(prop::sample::select(vec!["..", ".", "a", "b", "/", "", "c.jpg"]), 1..8)) {
         let relative = parts.join("/");
         let root = Path::new("/data/set");
-        if let Some(joined) = otclip::data::dataset::safe_join(root, &relative) {
+        if let Some(joined) = otclip::data::collector::safe_join(root, &relative) {
             // Lexically resolved, the path stays under the root.
             let mut depth = 0i32;
             for c in joined.strip_prefix(root).unwrap().components() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use otclip::data::{DatasetSpec, ImageTextDataset, SkipReason};
+use otclip::data::{DatasetSpec, ImageTextDataset, SkipReason, Split};
 
 use crate::common::{self, otclip};
 
@@ -46,7 +46,7 @@ fn uit_openviic_test_split_skips_corrupt_missing_unsafe_and_empty() {
 #[test]
 fn uit_openviic_splits_and_dev_alias() {
     let s = spec("uit-openviic", "uit-openviic", "");
-    assert_eq!(s.available_splits(), vec!["train", "dev", "test"]);
+    assert_eq!(s.available_splits(), vec![Split::Train, Split::Val, Split::Test]);
     let dev = open("uit-openviic", "uit-openviic", "split=dev");
     let val = open("uit-openviic", "uit-openviic", "split=val");
     assert_eq!((dev.image_count(), dev.caption_count()), (1, 2));
@@ -97,7 +97,7 @@ fn flickr_token_files_with_crlf_and_split_lists() {
     assert_eq!((test.image_count(), test.caption_count(), test.skipped.len()), (1, 5, 0));
     let train = open("flickr-token", "flickr8k", "split=train");
     assert_eq!((train.image_count(), train.caption_count()), (2, 10));
-    assert_eq!(spec("flickr-token", "flickr8k", "").available_splits(), vec!["train", "dev", "test"]);
+    assert_eq!(spec("flickr-token", "flickr8k", "").available_splits(), vec![Split::Train, Split::Val, Split::Test]);
     let f30k = open("flickr-token", "flickr30k", "");
     assert_eq!((f30k.image_count(), f30k.caption_count(), f30k.skipped.len()), (2, 10, 0));
     assert!(spec("flickr-token", "flickr30k", "split=test").open().is_err(), "Flickr30k has no split lists");
@@ -125,7 +125,7 @@ fn karpathy_splits_with_restval_in_train() {
     assert!(coco_train.items[0].image.ends_with("val2014/COCO_val2014_000000391895.jpg"));
     let restval = open("karpathy", "karpathy-coco", "split=restval");
     assert_eq!(restval.image_count(), 1);
-    assert_eq!(spec("karpathy", "karpathy-coco", "").available_splits(), vec!["train", "val", "test"]);
+    assert_eq!(spec("karpathy", "karpathy-coco", "").available_splits(), vec![Split::Train, Split::Val, Split::Test]);
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn viclip_ot_truncated_png_and_unsafe_path() {
     assert!(test.skipped.iter().any(|s| s.reason == SkipReason::UnsafePath && s.item.contains("../../etc/passwd")));
     let train = open("viclip-ot", "viclip-ot", "split=train");
     assert_eq!((train.image_count(), train.caption_count()), (2, 4));
-    assert_eq!(spec("viclip-ot", "viclip-ot", "").available_splits(), vec!["train", "val", "test"]);
+    assert_eq!(spec("viclip-ot", "viclip-ot", "").available_splits(), vec![Split::Train, Split::Val, Split::Test]);
 }
 
 #[test]

@@ -7,37 +7,73 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::{image_dir, read_json, require_split, root_of, Read};
-use crate::data::dataset::Collector;
-use crate::data::spec::DatasetSpec;
+use super::annotations::{image_dir, read_json, root_of, splits_on_disk};
+use crate::data::collector::Collector;
+use crate::data::format::{DatasetFormat, DatasetSpec, FormatRead};
+use crate::data::split::Split;
+
+// ANCHOR: format
+pub struct UitOpenViic;
+
+impl DatasetFormat for UitOpenViic {
+    fn name(&self) -> &'static str {
+        "uit-openviic"
+    }
+
+    fn splits(&self) -> &'static [Split] {
+        &[Split::Train, Split::Val, Split::Test]
+    }
+
+    fn has_splits(&self) -> bool {
+        true
+    }
+
+    fn available_splits(&self, spec: &DatasetSpec) -> Vec<Split> {
+        splits_on_disk(self, |split| annotation_file(spec, split.name()).is_file())
+    }
+
+    fn default_language(&self) -> &'static str {
+        "vi"
+    }
+
+    fn read(&self, spec: &DatasetSpec) -> Result<FormatRead> {
+        // PATH may be one annotation file, read as the split it is said to be (test by default).
+        let split = if spec.path.is_file() { spec.requested_split().unwrap_or_else(|| "test".into()) } else { spec.require_split()?.name().to_string() };
+        let file = annotation_file(spec, &split);
+        let entries: BTreeMap<String, Entry> = read_json(&file)?;
+        let root = root_of(spec);
+        let on_disk = spelt_on_disk(&split);
+        let candidates = [root.join("images"), root.join("images").join(on_disk), root.join(on_disk), root.clone()];
+        let images = image_dir(spec, &root, &candidates, entries.keys().next().map(String::as_str));
+        let mut collector = Collector::new();
+        for (name, entry) in &entries {
+            for (k, caption) in entry.captions.iter().enumerate() {
+                collector.push(name, &images, name, caption, || format!("{}: `{name}.captions[{k}]`", file.display()));
+            }
+        }
+        Ok(FormatRead { collector, split: Some(split) })
+    }
+}
+// ANCHOR_END: format
 
 #[derive(Deserialize)]
 struct Entry {
     captions: Vec<String>,
 }
 
-/// The file of `split` (`val` is spelt `dev` on disk); PATH may also be the file itself.
-pub fn annotation_file(spec: &DatasetSpec, split: &str) -> Result<PathBuf> {
-    if spec.path.is_file() {
-        return Ok(spec.path.clone());
+/// `val` is spelt `dev` in the file names.
+fn spelt_on_disk(split: &str) -> &str {
+    if split == Split::Val.name() {
+        "dev"
+    } else {
+        split
     }
-    let on_disk = if split == "val" { "dev" } else { split };
-    Ok(spec.path.join(format!("uit-openviic-annotation-{on_disk}.json")))
 }
 
-pub fn read(spec: &DatasetSpec) -> Result<Read> {
-    let split = if spec.path.is_file() { super::requested_split(spec).unwrap_or_else(|| "test".into()) } else { require_split(spec, &["train", "val", "test"])? };
-    let file = annotation_file(spec, &split)?;
-    let entries: BTreeMap<String, Entry> = read_json(&file)?;
-    let root = root_of(spec);
-    let on_disk = if split == "val" { "dev" } else { split.as_str() };
-    let candidates = [root.join("images"), root.join("images").join(on_disk), root.join(on_disk), root.clone()];
-    let images = image_dir(spec, &root, &candidates, entries.keys().next().map(String::as_str));
-    let mut collector = Collector::new();
-    for (name, entry) in &entries {
-        for (k, caption) in entry.captions.iter().enumerate() {
-            collector.push(name, &images, name, caption, || format!("{}: `{name}.captions[{k}]`", file.display()));
-        }
+/// The file of `split`, or PATH when it is the file itself.
+fn annotation_file(spec: &DatasetSpec, split: &str) -> PathBuf {
+    if spec.path.is_file() {
+        return spec.path.clone();
     }
-    Ok((collector, Some(split)))
+    spec.path.join(format!("uit-openviic-annotation-{}.json", spelt_on_disk(split)))
 }
