@@ -52,7 +52,7 @@ enum Command {
         run: PathBuf,
         #[arg(long, default_value = "test")]
         split: Split,
-        /// `best` (by validation t2i R@1) or `last`.
+        /// `best` (by validation t2i R@1), `best-2`, … (with train.keep_best), or `last`.
         #[arg(long, default_value = "best")]
         checkpoint: String,
         /// Print the result JSON instead of the table.
@@ -124,7 +124,7 @@ enum Command {
     Export {
         #[arg(long)]
         run: PathBuf,
-        /// `best` (by validation t2i R@1) or `last`.
+        /// `best` (by validation t2i R@1), `best-2`, … (with train.keep_best), or `last`.
         #[arg(long, default_value = "best")]
         checkpoint: String,
         #[arg(long)]

@@ -36,6 +36,12 @@ impl RunSeed {
         self.0 ^ (epoch as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)
     }
 
+    /// Chunk `chunk` of optimiser step `step`: the towers' dropout, which GradCache's second pass
+    /// replays.
+    pub const fn dropout(self, step: usize, chunk: usize) -> u64 {
+        self.0 ^ (step as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ (chunk as u64 + 1).wrapping_mul(0x94D0_49BB_1331_11EB)
+    }
+
     /// One split of the built-in data: its scene list.
     pub const fn split(self, split: SplitStream) -> u64 {
         self.0 ^ split.tag()

@@ -25,11 +25,14 @@ pub struct LoaderConfig {
     pub prefetch: usize,
     /// Training augmentation and the epoch's seed; the evaluation transform when `None`.
     pub augment: Option<(TrainTransform, u64)>,
+    /// Batches to skip at the start (a run resumed mid-epoch); the rest keep their own index,
+    /// and so their augmentation.
+    pub skip: usize,
 }
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        Self { workers: 0, prefetch: 2, augment: None }
+        Self { workers: 0, prefetch: 2, augment: None, skip: 0 }
     }
 }
 
@@ -55,7 +58,7 @@ impl Loader {
         let producer = std::thread::Builder::new()
             .name("otclip-loader".into())
             .spawn(move || {
-                for (index, pairs) in batches.iter().enumerate() {
+                for (index, pairs) in batches.iter().enumerate().skip(config.skip) {
                     let augment = config.augment.as_ref().map(|(t, seed)| (t, batch_augment(*seed, index)));
                     let batch = pool.install(|| batcher.host_batch(&dataset, pairs, augment));
                     for message in &batch.failed {

@@ -6,8 +6,10 @@
 //! RUN/model.json           the resolved DualEncoderConfig
 //! RUN/tokenizer.json       the tokenizer
 //! RUN/metrics.jsonl        one JSON object per step and per validation
-//! RUN/checkpoints/last/    model.mpk, optim.mpk, state.json (written atomically)
+//! RUN/checkpoints/last/    model.mpk, optim.mpk, state.json (written atomically; at epoch
+//!                          ends and every train.checkpoint_every_steps)
 //! RUN/checkpoints/best/    model.mpk, state.json (best validation t2i R@1)
+//! RUN/checkpoints/best-2/  the second best, … up to train.keep_best
 //! RUN/results.json         written by `otclip eval`
 // ANCHOR_END: run_dir_layout
 //! ```
@@ -18,7 +20,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use burn::config::Config;
 use burn::module::Module;
-use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -38,8 +39,36 @@ pub struct TrainState {
     pub epoch: usize,
     /// Optimiser steps taken.
     pub step: usize,
+    /// −∞ (written as `null`) before the first validation.
+    #[serde(deserialize_with = "null_as_negative_infinity")]
     pub best_val_t2i_r1: f64,
     pub best_epoch: usize,
+    /// Batches of epoch `epoch` (the one under way) already trained; 0 at an epoch's start.
+    #[serde(default)]
+    pub batches_done: usize,
+    /// The kept best checkpoints, best first.
+    #[serde(default)]
+    pub ranked: Vec<Ranked>,
+}
+
+fn null_as_negative_infinity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NEG_INFINITY))
+}
+
+/// One kept checkpoint: the epochs completed when it was validated, and its t2i R@1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ranked {
+    pub epoch: usize,
+    pub t2i_r1: f64,
+}
+
+/// The checkpoint name of rank `rank` (0-based) among the kept best: `best`, `best-2`, ….
+pub fn ranked_name(rank: usize) -> String {
+    if rank == 0 {
+        "best".into()
+    } else {
+        format!("best-{}", rank + 1)
+    }
 }
 
 pub struct RunDir {
@@ -119,8 +148,8 @@ impl RunDir {
     }
 
     /// Saves an optimiser's record as `optim.mpk` in `dir`.
-    pub fn save_optimizer<B: AutodiffBackend, M: burn::module::AutodiffModule<B>, O: Optimizer<M, B>>(dir: &Path, optim: &O) -> Result<()> {
-        Recorder::<B>::record(&CheckpointRecorder::new(), optim.to_record(), dir.join("optim")).map_err(|e| anyhow!("saving the optimiser: {e}"))
+    pub fn save_optimizer<B: AutodiffBackend, R: burn::record::Record<B>>(dir: &Path, record: R) -> Result<()> {
+        Recorder::<B>::record(&CheckpointRecorder::new(), record, dir.join("optim")).map_err(|e| anyhow!("saving the optimiser: {e}"))
     }
 
     /// The intact copy of checkpoint `name`: the folder itself, or the previous one if a swap was cut short.
@@ -130,9 +159,61 @@ impl RunDir {
             .find(|dir| dir.join("state.json").is_file() && dir.join("model.mpk").is_file())
     }
 
+    /// Where a validation of `t2i_r1` ranks among the kept best (`None`: below all `keep` of
+    /// them). Makes room for it: the checkpoints below move down a rank, and the last drops out.
+    pub fn make_room(&self, ranked: &mut Vec<Ranked>, entry: Ranked, keep: usize) -> Result<Option<usize>> {
+        let rank = ranked.iter().position(|r| entry.t2i_r1 > r.t2i_r1).unwrap_or(ranked.len());
+        if rank >= keep {
+            return Ok(None);
+        }
+        for from in (rank..ranked.len()).rev() {
+            let dir = self.checkpoint(&ranked_name(from));
+            if from + 1 >= keep {
+                let _ = fs::remove_dir_all(&dir);
+            } else if dir.exists() {
+                let to = self.checkpoint(&ranked_name(from + 1));
+                let _ = fs::remove_dir_all(&to);
+                fs::rename(&dir, &to).with_context(|| format!("cannot move checkpoint {} to {}", dir.display(), to.display()))?;
+            }
+        }
+        ranked.insert(rank, entry);
+        ranked.truncate(keep);
+        Ok(Some(rank))
+    }
+
+    /// Rewrites `metrics.jsonl` without what a resumed run will write again: the steps from
+    /// `state.step` on and the validations from epoch `state.epoch` on (and a line cut short by an
+    /// interruption). Written beside it, then swapped in.
+    pub fn trim_metrics(&self, state: &TrainState) -> Result<()> {
+        let path = self.path("metrics.jsonl");
+        let Ok(text) = fs::read_to_string(&path) else { return Ok(()) };
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|line| {
+                let Ok(row) = serde_json::from_str::<serde_json::Value>(line) else { return false };
+                let number = |key: &str| row.get(key).and_then(serde_json::Value::as_u64).map(|v| v as usize);
+                match (row.get("split"), number("step"), number("epoch")) {
+                    (Some(_), _, Some(epoch)) => epoch < state.epoch,
+                    (None, Some(step), _) => step < state.step,
+                    _ => true,
+                }
+            })
+            .collect();
+        let tmp = self.path("metrics.jsonl.tmp");
+        fs::write(&tmp, kept.iter().map(|line| format!("{line}\n")).collect::<String>())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))
+    }
+
+    /// Reads a checkpoint's `state.json` (one written before `ranked` existed ranks its `best`).
     pub fn read_state(dir: &Path) -> Result<TrainState> {
-        let text = fs::read_to_string(dir.join("state.json"))?;
-        serde_json::from_str(&text).with_context(|| format!("bad {}", dir.join("state.json").display()))
+        let path = dir.join("state.json");
+        let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut state: TrainState = serde_json::from_str(&text).with_context(|| format!("bad {}", path.display()))?;
+        if state.ranked.is_empty() && state.best_val_t2i_r1.is_finite() {
+            state.ranked.push(Ranked { epoch: state.best_epoch, t2i_r1: state.best_val_t2i_r1 });
+        }
+        Ok(state)
     }
 }
 

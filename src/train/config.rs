@@ -10,6 +10,7 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::schedule::OneCycleConfig;
 use crate::data::loader::Sampler;
 use crate::data::synthetic::SyntheticConfig;
 use crate::data::transform::TrainTransform;
@@ -32,7 +33,45 @@ pub struct TrainConfig {
     pub model: ModelSection,
     pub loss: LossConfig,
     pub optim: OptimSection,
+    /// Checkpointing (`[train]`); absent: checkpoints at epoch ends, one `best`.
+    #[serde(default)]
+    pub train: TrainSection,
     pub eval: EvalSection,
+}
+
+/// `[train]`: when checkpoints are written and how many are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Also write `last` every this many optimiser steps, mid-epoch (`--resume` continues from
+    /// the exact step); absent: at epoch ends only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every_steps: Option<usize>,
+    /// Keep the best this many checkpoints by validation t2i R@1: `best`, `best-2`, … (default 1).
+    #[serde(default = "default_keep_best")]
+    pub keep_best: usize,
+}
+
+fn default_keep_best() -> usize {
+    1
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self { checkpoint_every_steps: None, keep_best: default_keep_best() }
+    }
+}
+
+impl TrainSection {
+    pub fn validate(&self) -> Result<()> {
+        if self.checkpoint_every_steps == Some(0) {
+            bail!("train.checkpoint_every_steps = 0: expected at least 1 step, or no key for epoch ends only");
+        }
+        if self.keep_best == 0 {
+            bail!("train.keep_best = 0: expected at least 1 (the `best` checkpoint)");
+        }
+        Ok(())
+    }
 }
 
 /// Where the training pairs come from.
@@ -230,19 +269,73 @@ impl ModelSection {
 #[serde(deny_unknown_fields)]
 pub struct OptimSection {
     pub epochs: usize,
-    /// Pairs per optimiser step.
+    /// Pairs per optimiser step: the update that the loss and the transport plan see whole.
     pub batch_size: usize,
-    /// The peak learning rate, after warm-up.
+    /// Pairs encoded at once through GradCache; absent: the whole update at once. The
+    /// gradients are the same either way; a chunk needs the memory of `chunk_size` pairs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<usize>,
+    /// The peak learning rate of the towers (the backbones), after warm-up.
     pub lr: f64,
-    /// The learning rate at the end of the cosine decay.
+    /// The peak learning rate of the heads: the projections, the temperature and the bias;
+    /// absent: `lr`. It follows the same schedule, scaled by `head_lr / lr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_lr: Option<f64>,
+    /// The learning rate at the end of the cosine decay (default 0).
+    #[serde(default)]
     pub min_lr: f64,
+    /// Optimiser steps of linear warm-up before the cosine decay (default 0).
+    #[serde(default)]
     pub warmup_steps: usize,
-    /// AdamW's decoupled weight decay.
+    /// The recipe's schedule, in place of `warmup_steps` and `min_lr`: whole epochs of linear
+    /// warm-up, then PyTorch's one-cycle cosine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_cycle: Option<OneCycleConfig>,
+    /// AdamW's decoupled weight decay (never on norms, biases, embeddings, the temperature or
+    /// the bias).
     pub weight_decay: f32,
+    /// AdamW's β1.
+    #[serde(default = "default_beta_1")]
+    pub beta_1: f32,
     /// AdamW's β2.
     pub beta_2: f32,
     /// AdamW's ε.
     pub eps: f32,
+    /// Clips the gradients to this global L2 norm (the recipe: 1.0); absent: no clipping. The
+    /// norm before clipping is logged every step as `grad_norm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+}
+
+fn default_beta_1() -> f32 {
+    0.9
+}
+
+impl OptimSection {
+    /// Checks what no single key's type can.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 {
+            bail!("optim.batch_size = {}: expected at least 2 pairs per update, as a contrastive loss needs", self.batch_size);
+        }
+        if self.chunk_size == Some(0) {
+            bail!("optim.chunk_size = 0: expected at least 1 pair per chunk, or no chunk_size to encode the whole update at once");
+        }
+        for (key, value) in [("lr", Some(self.lr)), ("head_lr", self.head_lr), ("min_lr", Some(self.min_lr))] {
+            if let Some(value) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                bail!("optim.{key} = {value}: expected a finite learning rate of at least 0");
+            }
+        }
+        if let Some(one_cycle) = &self.one_cycle {
+            one_cycle.validate()?;
+            if one_cycle.warmup_epochs >= self.epochs {
+                bail!("optim.one_cycle.warmup_epochs = {}: expected fewer than optim.epochs = {}", one_cycle.warmup_epochs, self.epochs);
+            }
+        }
+        if let Some(norm) = self.clip_norm.filter(|n| !(n.is_finite() && *n > 0.0)) {
+            bail!("optim.clip_norm = {norm}: expected a positive norm, or no clip_norm for none");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -64,9 +64,8 @@ impl TrainConfig {
         if matches!(self.model.text_tower, Some(TowerSource::Timm { .. })) {
             bail!("model.text_tower = `{}`: timm holds image models only; use hf:DIR", self.model.text_tower.as_ref().expect("matched"));
         }
-        if self.optim.batch_size < 2 {
-            bail!("optim.batch_size must be at least 2 for a contrastive loss");
-        }
+        self.optim.validate()?;
+        self.train.validate()?;
         if self.optim.epochs == 0 {
             bail!("optim.epochs must be at least 1");
         }
@@ -115,8 +114,12 @@ fn moved_key(table: &toml::Table) -> Option<String> {
     None
 }
 
-/// Sets `a.b.c = value` in `table`. The tables on the way must exist, so typos are caught.
-/// Setting `data.dataset` drops `[data.synthetic]`: the spec replaces the built-in data.
+/// The tables a config may leave out, which `--set` creates.
+const OPTIONAL_TABLES: [&str; 2] = ["train", "optim.one_cycle"];
+
+/// Sets `a.b.c = value` in `table`. The tables on the way must exist (or be optional ones), so
+/// typos are caught. Setting `data.dataset` drops `[data.synthetic]`: the spec replaces the
+/// built-in data.
 fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let (key, raw) = assignment.split_once('=').ok_or_else(|| anyhow!("expected key=value"))?;
     let (key, raw) = (key.trim(), raw.trim());
@@ -134,10 +137,11 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let (last, path) = parts.split_last().ok_or_else(|| anyhow!("empty key"))?;
     let mut current = table;
     for (depth, part) in path.iter().enumerate() {
-        current = current
-            .get_mut(*part)
-            .and_then(toml::Value::as_table_mut)
-            .ok_or_else(|| anyhow!("unknown config key `{}`", parts[..=depth].join(".")))?;
+        let section = parts[..=depth].join(".");
+        if OPTIONAL_TABLES.contains(&section.as_str()) && !current.contains_key(*part) {
+            current.insert(part.to_string(), toml::Value::Table(toml::Table::new()));
+        }
+        current = current.get_mut(*part).and_then(toml::Value::as_table_mut).ok_or_else(|| anyhow!("unknown config key `{section}`"))?;
     }
     match current.get_mut(*last) {
         Some(slot) => {

@@ -8,8 +8,6 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use burn::module::{AutodiffModule, Module};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
@@ -19,15 +17,17 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::checkpoint::{CheckpointRecorder, RunDir, TrainState};
+use super::checkpoint::{ranked_name, CheckpointRecorder, Ranked, RunDir, TrainState};
 use super::config::{Teacher, TrainConfig};
+use super::grad_cache::{update_gradients, Encoding, UpdateGradients};
 use super::init::initial_model;
-use super::schedule::WarmupCosine;
+use super::optimizer::{clip_global_norm, GroupRates, GroupedAdamW};
+use super::schedule::{Schedule, WarmupCosine};
 use super::splits::{load_split, validate};
 use crate::data::loader::{make_batches, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, PairIndex, Pairing, Split};
 use crate::eval::RetrievalMetrics;
-use crate::loss::{objective_loss, LossInputs};
+use crate::loss::objective_loss;
 use crate::model::DualEncoder;
 use crate::seed::RunSeed;
 
@@ -53,8 +53,6 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-type AdamWOptimizer<B> = OptimizerAdaptor<AdamW, DualEncoder<B>, B>;
-
 /// How an epoch ended.
 pub enum EpochEnd {
     /// Every batch ran: validate and checkpoint.
@@ -75,9 +73,9 @@ pub struct Trainer<'a, B: AutodiffBackend + SinkhornBackend> {
     /// `None` only inside a step, while the optimiser owns it.
     model: Option<DualEncoder<B>>,
     batcher: Batcher,
-    optim: AdamWOptimizer<B>,
+    optim: GroupedAdamW<B>,
     state: TrainState,
-    schedule: WarmupCosine,
+    schedule: Schedule,
     metrics: File,
     started: Instant,
     first_loss: f64,
@@ -129,25 +127,33 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
             }
         };
         let o = &config.optim;
-        let mut optim = AdamWConfig::new().with_weight_decay(o.weight_decay).with_beta_2(o.beta_2).with_epsilon(o.eps).init::<B, DualEncoder<B>>();
-        let mut state = TrainState { epoch: 0, step: 0, best_val_t2i_r1: f64::NEG_INFINITY, best_epoch: 0 };
-
+        let mut state = TrainState { epoch: 0, step: 0, best_val_t2i_r1: f64::NEG_INFINITY, best_epoch: 0, batches_done: 0, ranked: Vec::new() };
+        // The groups are read off the model after a resume's load, which restores the saved parameter ids.
+        let mut record = None;
         if let Some(dir) = &resume_from {
             let recorder = CheckpointRecorder::new();
             model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?;
-            let record = Recorder::<B>::load(&recorder, dir.join("optim"), device).map_err(|e| anyhow!("resuming the optimiser: {e}"))?;
-            optim = optim.load_record(record);
+            record = Some(Recorder::<B>::load(&recorder, dir.join("optim"), device).map_err(|e| anyhow!("resuming the optimiser: {e}"))?);
             state = RunDir::read_state(dir)?;
             if !options.quiet {
-                eprintln!("resuming {} after epoch {} (step {})", run_dir.display(), state.epoch, state.step);
+                eprintln!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch + 1, state.batches_done + 1);
             }
+            run.trim_metrics(&state)?;
+        }
+        let mut optim = GroupedAdamW::new(&model, o);
+        if let Some(record) = record {
+            optim = optim.load_record(record);
         }
         let pairs_per_epoch = match config.data.pairing {
             Pairing::RandomCaption => train_set.entries.len(),
             Pairing::AllCaptions => train_set.caption_count(),
         };
         let steps_per_epoch = pairs_per_epoch.max(1).div_ceil(o.batch_size);
-        let schedule = WarmupCosine { lr: o.lr, min_lr: o.min_lr, warmup_steps: o.warmup_steps, total_steps: steps_per_epoch * o.epochs };
+        let total_steps = steps_per_epoch * o.epochs;
+        let schedule = match o.one_cycle {
+            Some(config) => Schedule::OneCycle { lr: o.lr, warmup_steps: config.warmup_epochs * steps_per_epoch, total_steps, config },
+            None => Schedule::WarmupCosine(WarmupCosine { lr: o.lr, min_lr: o.min_lr, warmup_steps: o.warmup_steps, total_steps }),
+        };
         let metrics = OpenOptions::new().create(true).append(true).open(run.path("metrics.jsonl"))?;
         Ok(Self {
             config,
@@ -186,8 +192,13 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let mut batches: Vec<Vec<PairIndex>> = make_batches(&self.train_set, &pairs, o.batch_size, config.data.sampler);
         batches.retain(|b| b.len() >= 2);
         let augment = config.augmentation(self.batcher.image_size).map(|t| (t, self.seed.epoch_augment(epoch)));
-        let mut loader = Loader::spawn(self.batcher.clone(), self.train_set.clone(), batches, LoaderConfig { augment, ..Default::default() })?;
+        // A run resumed mid-epoch skips the batches it trained before it stopped.
+        let skip = if epoch == self.state.epoch { self.state.batches_done } else { 0 };
+        bar.set_position(skip as u64);
+        let mut loader = Loader::spawn(self.batcher.clone(), self.train_set.clone(), batches, LoaderConfig { augment, skip, ..Default::default() })?;
         for host in loader.by_ref() {
+            // Counts the loader's batches, trained or not, as the loader's `skip` does.
+            self.state.batches_done += 1;
             if host.pairs.len() < 2 {
                 continue;
             }
@@ -198,39 +209,40 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
                 bar.finish_and_clear();
                 return Ok(EpochEnd::StepLimit);
             }
+            if self.config.train.checkpoint_every_steps.is_some_and(|every| self.state.step % every == 0) {
+                self.save_last()?;
+            }
         }
         bar.finish_and_clear();
         if loader.failed() > 0 {
             eprintln!("warning: epoch {}: skipped {} pairs whose image failed to load", epoch + 1, loader.failed());
         }
         self.state.epoch = epoch + 1;
+        self.state.batches_done = 0;
         Ok(EpochEnd::Complete)
     }
 
     /// One optimiser step on one batch; returns the loss and the temperature after the step.
     fn step(&mut self, epoch: usize, host: crate::data::HostBatch) -> Result<(f64, f64)> {
-        let config = self.config;
+        let (config, o) = (self.config, &self.config.optim);
         let lr = self.schedule.at(self.state.step);
+        let rates = GroupRates { backbone: lr, head: lr * o.head_lr.map_or(1.0, |head| head / o.lr) };
+        let pairs = host.pairs.len();
         let batch = self.batcher.to_batch::<B>(&self.train_set, host, self.device)?;
         let model = self.model.take().ok_or_else(|| anyhow!("the model was lost in an earlier failed step"))?;
-        let inputs = LossInputs {
-            image: model.encode_image(batch.pixel_values),
-            text: model.encode_text(&batch.text),
-            scale: model.scale(),
-            bias: model.logit_bias.val(),
-            image_ids: batch.image_ids,
-            teacher: batch.teacher,
-        };
-        let terms = objective_loss(inputs, &config.loss, epoch < config.loss.transport_warmup_epochs)?;
+        let encoding = Encoding { chunk_size: o.chunk_size.unwrap_or(pairs), grad_cache: o.chunk_size.is_some() };
+        let (seed, step) = (self.seed, self.state.step);
+        let warmup = epoch < config.loss.transport_warmup_epochs;
+        let UpdateGradients { mut grads, terms } =
+            update_gradients(&model, batch, encoding, |chunk| seed.dropout(step, chunk), |inputs| objective_loss(inputs, &config.loss, warmup))?;
         let part = |t: &Option<Tensor<B, 1>>| t.as_ref().map(|t| t.clone().into_scalar().elem::<f64>());
         let (contrastive, transport) = (part(&terms.contrastive), part(&terms.transport));
-        let loss = terms.total;
-        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let loss_value: f64 = terms.total.into_scalar().elem();
         if !loss_value.is_finite() {
-            bail!("the loss became {loss_value} at step {}; lower optim.lr", self.state.step);
+            bail!("the loss became {loss_value} at step {step}; lower optim.lr");
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = self.optim.step(lr, model, grads).clamp_logit_scale();
+        let grad_norm = clip_global_norm(&model, &mut grads, o.clip_norm);
+        let model = self.optim.step(rates, model, grads).clamp_logit_scale();
         let scale: f64 = model.scale().into_scalar().elem();
         self.model = Some(model);
         if self.first_loss.is_nan() {
@@ -238,9 +250,8 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         }
         self.last_loss = loss_value;
         let seconds = self.started.elapsed().as_secs_f64();
-        let step = self.state.step;
         self.append_metrics(json!({"step": step, "epoch": epoch, "loss": loss_value, "contrastive": contrastive, "transport": transport,
-                                   "lr": lr, "logit_scale": scale, "seconds": seconds}))?;
+                                   "lr": lr, "head_lr": rates.head, "grad_norm": grad_norm, "logit_scale": scale, "seconds": seconds}))?;
         self.state.step += 1;
         Ok((loss_value, scale))
     }
@@ -264,22 +275,31 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
                 val.mean_recall() * 100.0,
             );
         }
-        let model = self.model.as_ref().ok_or_else(|| anyhow!("the model was lost in an earlier failed step"))?;
-        let (run, optim) = (&self.run, &self.optim);
-        if val.t2i_recall[0] > self.state.best_val_t2i_r1 {
-            self.state.best_val_t2i_r1 = val.t2i_recall[0];
-            self.state.best_epoch = self.state.epoch;
-            run.save_checkpoint("best", model, &self.state, |_| Ok(()))?;
-            self.best_val = Some(val);
+        let entry = Ranked { epoch: self.state.epoch, t2i_r1: val.t2i_recall[0] };
+        let mut ranked = std::mem::take(&mut self.state.ranked);
+        let rank = self.run.make_room(&mut ranked, entry, config.train.keep_best);
+        self.state.ranked = ranked;
+        if let Some(rank) = rank? {
+            if rank == 0 {
+                self.state.best_val_t2i_r1 = entry.t2i_r1;
+                self.state.best_epoch = entry.epoch;
+                self.best_val = Some(val);
+            }
+            self.run.save_checkpoint(&ranked_name(rank), self.model()?, &self.state, |_| Ok(()))?;
         }
-        run.save_checkpoint("last", model, &self.state, |dir| RunDir::save_optimizer(dir, optim))
+        self.save_last()
     }
 
-    /// Writes `last` if a step-limited run has none yet, and sums the run up.
-    pub fn finish(self) -> Result<TrainSummary> {
-        if self.options.max_steps.is_some() && self.run.find_checkpoint("last").is_none() {
-            let optim = &self.optim;
-            self.run.save_checkpoint("last", self.model()?, &self.state, |dir| RunDir::save_optimizer(dir, optim))?;
+    /// Writes `last`: the model, the optimiser and where training stands.
+    fn save_last(&self) -> Result<()> {
+        let optim = &self.optim;
+        self.run.save_checkpoint("last", self.model()?, &self.state, |dir| RunDir::save_optimizer::<B, _>(dir, optim.to_record()))
+    }
+
+    /// Writes `last` where a step-limited run stopped, and sums the run up.
+    pub fn finish(self, stopped: bool) -> Result<TrainSummary> {
+        if stopped {
+            self.save_last()?;
         }
         Ok(TrainSummary {
             run_dir: self.run.root.clone(),

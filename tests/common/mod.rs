@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths, `.npy` matrices, error measures.
 #![allow(dead_code)]
 
+pub mod grad_check;
 pub mod pot;
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,19 @@ use burn::prelude::*;
 
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// Runs the ignored test `name` of this test binary alone, in a child process, and returns its
+/// output; fails when it fails or does not run. For checks that seed burn's random generator,
+/// which is one per process and which the tests running beside them draw from too.
+pub fn run_alone(name: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--test-threads=1", "--nocapture"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{name}, run alone, failed or did not run:\n{text}");
+    text
 }
 
 /// Runs the `otclip` binary: success, stdout, stderr.

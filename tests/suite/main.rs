@@ -14,6 +14,7 @@ mod config;
 mod data_pipeline;
 mod dataset_fuzz;
 mod datasets;
+mod paper_recipe;
 mod retrieval_metrics;
 mod sinkhorn_kernel;
 mod sinkhorn_pot_f32;

@@ -5,7 +5,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod grad_cache_f64;
 mod loss_fixtures;
+mod resume_f64;
 mod sinkhorn_grad;
 mod sinkhorn_kernel_f64;
 mod sinkhorn_pot;
