@@ -184,6 +184,17 @@ impl DatasetSpec {
             None => bail!("{}: say which split to read (split={})", self, names.join("|")),
         }
     }
+
+    /// The split to read, for a format with one annotation file per split: when PATH is that file
+    /// itself, `split=` as written (`None`: the caller's default); when PATH is the folder,
+    /// [`require_split`](Self::require_split).
+    pub fn split_to_read(&self) -> Result<Option<String>> {
+        if self.path.is_file() {
+            Ok(self.requested_split())
+        } else {
+            Ok(Some(self.require_split()?.name().to_string()))
+        }
+    }
 }
 
 impl fmt::Display for DatasetSpec {

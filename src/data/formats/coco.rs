@@ -36,7 +36,7 @@ impl DatasetFormat for Coco {
 
     fn read(&self, spec: &DatasetSpec) -> Result<FormatRead> {
         // PATH may be one captions file; its name then says the split (`val2017`).
-        let split = if spec.path.is_file() { spec.requested_split() } else { Some(spec.require_split()?.name().to_string()) };
+        let split = spec.split_to_read()?;
         let file = captions_file(spec, split.as_deref().unwrap_or(Split::Val.name()));
         let parsed: CocoJson<CocoImage> = read_json(&file)?;
         // `captions_val2017.json` → images in `val2017/`, beside `annotations/`.

@@ -41,11 +41,7 @@ impl DatasetFormat for Ktvic {
 
     fn read(&self, spec: &DatasetSpec) -> Result<FormatRead> {
         // PATH may be one annotation file: its name says whether it is the train split.
-        let split = if spec.path.is_file() {
-            spec.requested_split().unwrap_or_else(|| if spec.path.to_string_lossy().contains("train") { "train".into() } else { "test".into() })
-        } else {
-            spec.require_split()?.name().to_string()
-        };
+        let split = spec.split_to_read()?.unwrap_or_else(|| if spec.path.to_string_lossy().contains("train") { "train".into() } else { "test".into() });
         let field = match spec.get("text") {
             None | Some("caption") => CaptionField::Caption,
             Some("segment_caption") => CaptionField::SegmentCaption,

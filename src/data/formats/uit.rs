@@ -38,7 +38,7 @@ impl DatasetFormat for UitOpenViic {
 
     fn read(&self, spec: &DatasetSpec) -> Result<FormatRead> {
         // PATH may be one annotation file, read as the split it is said to be (test by default).
-        let split = if spec.path.is_file() { spec.requested_split().unwrap_or_else(|| "test".into()) } else { spec.require_split()?.name().to_string() };
+        let split = spec.split_to_read()?.unwrap_or_else(|| "test".into());
         let file = annotation_file(spec, &split);
         let entries: BTreeMap<String, Entry> = read_json(&file)?;
         let root = root_of(spec);

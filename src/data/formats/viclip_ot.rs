@@ -31,7 +31,7 @@ impl DatasetFormat for ViclipOt {
     }
 
     fn read(&self, spec: &DatasetSpec) -> Result<FormatRead> {
-        let split = if spec.path.is_file() { spec.requested_split() } else { Some(spec.require_split()?.name().to_string()) };
+        let split = spec.split_to_read()?;
         let file = annotation_file(spec, split.as_deref().unwrap_or(Split::Test.name()));
         let parsed: CocoJson<ViclipImage> = read_json(&file)?;
         let root = root_of(spec);
