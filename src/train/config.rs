@@ -314,6 +314,9 @@ fn default_beta_1() -> f32 {
 impl OptimSection {
     /// Checks what no single key's type can.
     pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("optim.epochs must be at least 1");
+        }
         if self.batch_size < 2 {
             bail!("optim.batch_size = {}: expected at least 2 pairs per update, as a contrastive loss needs", self.batch_size);
         }

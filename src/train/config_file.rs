@@ -66,9 +66,6 @@ impl TrainConfig {
         }
         self.optim.validate()?;
         self.train.validate()?;
-        if self.optim.epochs == 0 {
-            bail!("optim.epochs must be at least 1");
-        }
         self.loss.validate()?;
         Ok(())
     }

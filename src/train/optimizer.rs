@@ -2,7 +2,7 @@
 //! backbones and one for the heads (projections, temperature, bias), no weight decay on norms,
 //! biases, embeddings, the temperature or the bias, and global-norm gradient clipping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -80,17 +80,11 @@ impl<B: AutodiffBackend> GroupedAdamW<B> {
         Self { optimizers, class_of }
     }
 
-    /// The class of each parameter, as the optimiser sees it.
-    pub fn class(&self, id: &ParamId) -> Option<ParamClass> {
-        self.class_of.get(id).copied()
-    }
-
     /// One step: each class's AdamW updates its own parameters at its group's rate.
-    pub fn step(&mut self, rates: GroupRates, mut model: DualEncoder<B>, mut grads: GradientsParams) -> DualEncoder<B> {
-        for (class, optimizer) in &mut self.optimizers {
-            let mut own = GradientsParams::new();
-            let ids: HashSet<ParamId> = self.class_of.iter().filter(|(_, c)| *c == class).map(|(id, _)| *id).collect();
-            move_grads::<B>(&model, &ids, &mut grads, &mut own);
+    pub fn step(&mut self, rates: GroupRates, mut model: DualEncoder<B>, grads: GradientsParams) -> DualEncoder<B> {
+        let classes: Vec<ParamClass> = self.optimizers.iter().map(|(class, _)| *class).collect();
+        let parts = split_grads::<B>(&model, &self.class_of, &classes, grads);
+        for ((class, optimizer), own) in self.optimizers.iter_mut().zip(parts) {
             if own.is_empty() {
                 continue;
             }
@@ -172,23 +166,26 @@ pub fn clip_global_norm<B: AutodiffBackend>(model: &DualEncoder<B>, grads: &mut 
     norm
 }
 
-/// Moves the gradients of `ids` from `from` into `to`.
-fn move_grads<B: AutodiffBackend>(model: &DualEncoder<B>, ids: &HashSet<ParamId>, from: &mut GradientsParams, to: &mut GradientsParams) {
-    struct Move<'a> {
-        ids: &'a HashSet<ParamId>,
+/// `grads` split in one pass over the model: one part per entry of `classes`, by each
+/// parameter's class.
+fn split_grads<B: AutodiffBackend>(model: &DualEncoder<B>, class_of: &HashMap<ParamId, ParamClass>, classes: &[ParamClass], mut grads: GradientsParams) -> Vec<GradientsParams> {
+    struct Split<'a> {
+        class_of: &'a HashMap<ParamId, ParamClass>,
+        classes: &'a [ParamClass],
         from: &'a mut GradientsParams,
-        to: &'a mut GradientsParams,
+        parts: Vec<GradientsParams>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Move<'_> {
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Split<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if self.ids.contains(&param.id) {
-                if let Some(grad) = self.from.remove::<B::InnerBackend, D>(param.id) {
-                    self.to.register::<B::InnerBackend, D>(param.id, grad);
-                }
+            let part = self.class_of.get(&param.id).and_then(|class| self.classes.iter().position(|c| c == class));
+            if let (Some(part), Some(grad)) = (part, self.from.remove::<B::InnerBackend, D>(param.id)) {
+                self.parts[part].register::<B::InnerBackend, D>(param.id, grad);
             }
         }
     }
-    model.visit(&mut Move { ids, from, to });
+    let mut split = Split { class_of, classes, from: &mut grads, parts: classes.iter().map(|_| GradientsParams::new()).collect() };
+    model.visit(&mut split);
+    split.parts
 }
 
 /// Multiplies every gradient in `grads` by `factor`.
