@@ -10,7 +10,7 @@ use otclip::app::embed::{EmbedInput, EmbedTask};
 use otclip::app::eval::EvalTask;
 use otclip::app::export::ExportTask;
 use otclip::app::ot_solve::SolveTask;
-use otclip::app::teacher::TeacherTask;
+use otclip::app::teacher::{TeacherEncoder, TeacherTask};
 use otclip::app::train::TrainTask;
 use otclip::app::data_check;
 use otclip::backend::{compiled_backends, DeviceSpec};
@@ -62,14 +62,32 @@ enum Command {
         #[arg(long)]
         data: Option<DatasetSpec>,
     },
-    /// Embed a split with a trained run and write a SIGROT teacher file (safetensors).
+    /// Embed a dataset split with a trained run or pretrained towers and write a SIGROT teacher
+    /// file (safetensors, keyed by the dataset's image ids and caption texts).
     Teacher {
+        /// A trained run (its images and captions share one space).
+        #[arg(long, conflicts_with_all = ["image_tower", "text_tower"], required_unless_present_any = ["image_tower", "text_tower"])]
+        run: Option<PathBuf>,
+        /// A pretrained image tower: an HF (ViT, CLIP, DINOv2) or timm folder, or `timm:NAME@DIR`.
         #[arg(long)]
-        run: PathBuf,
+        image_tower: Option<String>,
+        /// A pretrained text tower: an HF folder (BERT, RoBERTa, XLM-R, PhoBERT, sentence-transformers).
+        #[arg(long)]
+        text_tower: Option<PathBuf>,
+        /// Apply the image tower's own projection head (CLIP's visual_projection).
+        #[arg(long)]
+        project: bool,
+        /// The dataset to embed (`FORMAT:PATH[?key=value]`); default: the run's own.
+        #[arg(long)]
+        data: Option<DatasetSpec>,
         #[arg(long, default_value = "train")]
         split: Split,
         #[arg(long, default_value = "best")]
         checkpoint: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long, default_value_t = 512)]
+        max_length: usize,
         #[arg(long)]
         out: PathBuf,
     },
@@ -244,8 +262,15 @@ fn main() -> Result<()> {
             let summary = SolveTask { cost, a, b, config, out }.run_on(cli.device, !f32)?;
             println!("{}", serde_json::to_string(&summary)?);
         }
-        Command::Teacher { run, split, checkpoint, out } => {
-            let images = TeacherTask { run_dir: run, checkpoint, split, out: out.clone() }.run_on(cli.device)?;
+        Command::Teacher { run, image_tower, text_tower, project, data, split, checkpoint, batch_size, max_length, out } => {
+            let encoder = match run {
+                Some(dir) => TeacherEncoder::Run { dir, checkpoint },
+                None => {
+                    let image = image_tower.map(|spec| spec.parse::<TowerSource>()).transpose()?;
+                    TeacherEncoder::Towers { image, text: text_tower, project, max_length, batch_size }
+                }
+            };
+            let images = TeacherTask { encoder, data, split, out: out.clone() }.run_on(cli.device)?;
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Data { command } => data_command(command)?,

@@ -9,8 +9,8 @@ use otclip_kernels::SinkhornBackend;
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::transform::EvalTransform;
 use crate::data::ImageNormalization;
-use crate::model::{Pooling, TextBatch};
-use crate::weights::{load_image_tower, load_text_tower, TowerSource};
+use crate::model::{Pooling, TextBatch, VitModel};
+use crate::weights::{load_image_tower, load_text_tower, TextTower, TowerSource};
 
 /// What to embed.
 #[derive(Debug, Clone)]
@@ -45,9 +45,7 @@ pub struct EmbedSummary {
 impl InferenceTask for EmbedTask {
     type Output = EmbedSummary;
     fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<EmbedSummary> {
-        let mut rows: Vec<f32> = Vec::new();
-        let mut count = 0;
-        match &self.input {
+        let (rows, count) = match &self.input {
             EmbedInput::Texts(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
                 let texts: Vec<&str> = text.lines().collect();
@@ -56,16 +54,7 @@ impl InferenceTask for EmbedTask {
                 if self.project {
                     bail!("--project: BERT-family text towers have no projection head of their own");
                 }
-                for chunk in texts.chunks(self.batch_size.max(1)) {
-                    let encoded = tower.tokenizer.encode_batch(chunk)?;
-                    let shape = [chunk.len(), encoded.length];
-                    let batch = TextBatch {
-                        input_ids: Tensor::<B, 1, Int>::from_ints(encoded.ids.as_slice(), &device).reshape(shape),
-                        attention_mask: Tensor::<B, 1, Int>::from_ints(encoded.mask.as_slice(), &device).reshape(shape),
-                    };
-                    rows.extend(tower.model.embed(&batch).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
-                    count += chunk.len();
-                }
+                (embed_texts(&tower, &texts, self.batch_size, &device)?, texts.len())
             }
             EmbedInput::Images(_) | EmbedInput::PixelValues(_) => {
                 let tower = load_image_tower::<B>(&self.tower, self.pooling, self.allow_partial, &device)?;
@@ -93,17 +82,9 @@ impl InferenceTask for EmbedTask {
                     }
                     EmbedInput::Texts(_) => unreachable!(),
                 };
-                let per = 3 * size[0] * size[1];
-                for start in (0..n).step_by(self.batch_size.max(1)) {
-                    let end = (start + self.batch_size.max(1)).min(n);
-                    let x = Tensor::<B, 1>::from_floats(&pixels[start * per..end * per], &device).reshape([end - start, 3, size[0], size[1]]);
-                    let pooled = tower.model.embed(x);
-                    let out = if self.project { tower.model.project(pooled).expect("checked above") } else { pooled };
-                    rows.extend(out.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
-                }
-                count = n;
+                (embed_pixels(&tower.model, &pixels, size, self.batch_size, self.project, &device)?, n)
             }
-        }
+        };
         let dim = if count == 0 { 0 } else { rows.len() / count };
         crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
         Ok(EmbedSummary { rows: count, dim })
@@ -114,6 +95,35 @@ impl EmbedTask {
     pub fn run_on(self, spec: DeviceSpec) -> Result<EmbedSummary> {
         dispatch_inference(spec, false, self)
     }
+}
+
+/// A text tower's pooled embeddings of `texts`, `batch_size` at a time: `[texts, width]` flattened.
+pub(crate) fn embed_texts<B: Backend>(tower: &TextTower<B>, texts: &[&str], batch_size: usize, device: &B::Device) -> Result<Vec<f32>> {
+    let mut rows = Vec::new();
+    for chunk in texts.chunks(batch_size.max(1)) {
+        let encoded = tower.tokenizer.encode_batch(chunk)?;
+        let shape = [chunk.len(), encoded.length];
+        let batch = TextBatch {
+            input_ids: Tensor::<B, 1, Int>::from_ints(encoded.ids.as_slice(), device).reshape(shape),
+            attention_mask: Tensor::<B, 1, Int>::from_ints(encoded.mask.as_slice(), device).reshape(shape),
+        };
+        rows.extend(tower.model.embed(&batch).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    }
+    Ok(rows)
+}
+
+/// An image tower's embeddings of preprocessed pixels `[n, 3, H, W]` (flattened), pooled or,
+/// with `project`, through the tower's own projection head.
+pub(crate) fn embed_pixels<B: Backend>(model: &VitModel<B>, pixels: &[f32], size: [usize; 2], batch_size: usize, project: bool, device: &B::Device) -> Result<Vec<f32>> {
+    let per = 3 * size[0] * size[1];
+    let mut rows = Vec::new();
+    for chunk in pixels.chunks(per * batch_size.max(1)) {
+        let x = Tensor::<B, 1>::from_floats(chunk, device).reshape([chunk.len() / per, 3, size[0], size[1]]);
+        let pooled = model.embed(x);
+        let out = if project { model.project(pooled).ok_or_else(|| anyhow::anyhow!("this image tower has no projection head"))? } else { pooled };
+        rows.extend(out.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    }
+    Ok(rows)
 }
 
 /// The images of a folder (sorted, by extension) or the paths listed in a file.

@@ -31,7 +31,11 @@ impl ImageSource {
 /// One image and all of its captions.
 #[derive(Debug, Clone)]
 pub struct ImageEntry {
+    /// The entry's number in this dataset (its position), which batches use to find shared images.
     pub image_id: u64,
+    /// The dataset's own id of the image (a number, a file name or a hex key); teacher files
+    /// are matched by it.
+    pub key: String,
     pub image: ImageSource,
     pub captions: Vec<String>,
 }

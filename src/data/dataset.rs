@@ -142,6 +142,7 @@ impl ImageTextDataset {
             let slot = *index.entry(item.image_id.as_str()).or_insert_with(|| {
                 entries.push(ImageEntry {
                     image_id: entries.len() as u64,
+                    key: item.image_id.clone(),
                     image: ImageSource::File(item.image.clone()),
                     captions: Vec::new(),
                 });

@@ -114,21 +114,44 @@ pub enum Sampler {
     CaptionAware,
 }
 
-/// Cuts `pairs` (already shuffled) into batches of at most `batch_size`, as `sampler` says.
-pub fn make_batches(dataset: &CaptionedImages, pairs: &[PairIndex], batch_size: usize, sampler: Sampler) -> Vec<Vec<PairIndex>> {
+/// The images of `pairs` in order of first appearance, and each image's pairs.
+fn group_by_image(pairs: &[PairIndex]) -> (Vec<usize>, std::collections::HashMap<usize, Vec<PairIndex>>) {
+    let mut order: Vec<usize> = Vec::new();
+    let mut groups: std::collections::HashMap<usize, Vec<PairIndex>> = std::collections::HashMap::new();
+    for &pair in pairs {
+        let group = groups.entry(pair.0).or_default();
+        if group.is_empty() {
+            order.push(pair.0);
+        }
+        group.push(pair);
+    }
+    (order, groups)
+}
+
+/// What a batch size counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchUnit {
+    /// (image, caption) pairs: the rows the loss sees.
+    #[default]
+    Pairs,
+    /// Images, each with all of its captions in the epoch (ViCLIP-OT's collation: 128 images
+    /// of UIT-OpenViIC make about 600 pairs); needs the `grouped` sampler.
+    Images,
+}
+
+/// Cuts `pairs` (already shuffled) into batches of at most `batch_size` `unit`s, as `sampler`
+/// says. Only the grouped sampler counts images; the others always count pairs.
+pub fn make_batches(dataset: &CaptionedImages, pairs: &[PairIndex], batch_size: usize, unit: BatchUnit, sampler: Sampler) -> Vec<Vec<PairIndex>> {
     let batch_size = batch_size.max(1);
     match sampler {
         Sampler::Random => pairs.chunks(batch_size).map(<[PairIndex]>::to_vec).collect(),
+        Sampler::Grouped if unit == BatchUnit::Images => {
+            let (order, mut groups) = group_by_image(pairs);
+            order.chunks(batch_size).map(|images| images.iter().flat_map(|i| groups.remove(i).unwrap_or_default()).collect()).collect()
+        }
         Sampler::Grouped => {
-            let mut order: Vec<usize> = Vec::new();
-            let mut groups: std::collections::HashMap<usize, Vec<PairIndex>> = std::collections::HashMap::new();
-            for &pair in pairs {
-                let group = groups.entry(pair.0).or_default();
-                if group.is_empty() {
-                    order.push(pair.0);
-                }
-                group.push(pair);
-            }
+            let (order, mut groups) = group_by_image(pairs);
             let mut batches: Vec<Vec<PairIndex>> = vec![Vec::new()];
             for image in order {
                 let group = groups.remove(&image).unwrap_or_default();

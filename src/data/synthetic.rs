@@ -469,6 +469,7 @@ pub fn generate(config: &SyntheticConfig, split: Split) -> Result<SyntheticSplit
             };
             let entry = ImageEntry {
                 image_id: index as u64,
+                key: index.to_string(),
                 image: ImageSource::Memory(Arc::new(render(scene, config.image_size))),
                 captions,
             };

@@ -1,10 +1,12 @@
-//! The dual encoder: an image tower, a text tower, linear projections and a learnable
-//! temperature, named like Hugging Face's `CLIPModel` / `VisionTextDualEncoderModel`.
+//! The dual encoder: an image tower, a text tower, a projection head on each (linear, MLP or
+//! none) and a learnable temperature, named like Hugging Face's `CLIPModel` / `VisionTextDualEncoderModel`.
 
+use anyhow::{anyhow, Result};
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::prelude::*;
 
+use super::head::{project, HeadConfig, HeadDropout, HeadLayers, MlpHead};
 use super::{l2_normalize, BertConfig, BertModel, TextBatch, VitConfig, VitModel};
 
 /// ln(1 / 0.07), CLIP's initial temperature.
@@ -42,6 +44,12 @@ pub struct DualEncoderConfig {
     /// SigLIP's learnable bias b (unused by the other objectives).
     #[config(default = -10.0)]
     pub init_logit_bias: f32,
+    /// The image tower's projection head (default: a bias-free linear layer).
+    #[config(default = "HeadConfig::new()")]
+    pub image_head: HeadConfig,
+    /// The text tower's projection head (default: a bias-free linear layer).
+    #[config(default = "HeadConfig::new()")]
+    pub text_head: HeadConfig,
 }
 
 impl DualEncoderConfig {
@@ -53,22 +61,51 @@ impl DualEncoderConfig {
         }
     }
 
+    /// Checks the heads against the towers' widths.
+    pub fn validate(&self) -> Result<()> {
+        if self.projection_dim == 0 {
+            anyhow::bail!("model.projection_dim = 0: expected an embedding width of at least 1");
+        }
+        self.image_head.validate("model.image_head", self.vision.hidden_size, self.projection_dim)?;
+        self.text_head.validate("model.text_head", self.text.hidden_size, self.projection_dim)
+    }
+
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoder<B> {
         self.with_towers(self.vision.init(device), self.text.init(device), device)
     }
 
-    /// A dual encoder around given towers (pretrained ones), with fresh projections and temperature.
-    /// The towers must match `self.vision` and `self.text`.
+    /// A dual encoder around given towers (pretrained ones), with fresh heads and temperature.
+    /// The towers must match `self.vision` and `self.text`; call [`Self::validate`] first.
     pub fn with_towers<B: Backend>(&self, vision_model: VitModel<B>, text_model: BertModel<B>, device: &B::Device) -> DualEncoder<B> {
-        let projection = |from: usize| LinearConfig::new(from, self.projection_dim).with_bias(false).init(device);
+        let image = self.image_head.init(self.vision.hidden_size, self.projection_dim, device);
+        let text = self.text_head.init(self.text.hidden_size, self.projection_dim, device);
+        let HeadLayers { dropout: visual_dropout, linear: visual_projection, mlp: visual_mlp } = image;
+        let HeadLayers { dropout: text_dropout, linear: text_projection, mlp: text_mlp } = text;
         DualEncoder {
             vision_model,
             text_model,
-            visual_projection: projection(self.vision.hidden_size),
-            text_projection: projection(self.text.hidden_size),
+            visual_projection,
+            text_projection,
             logit_scale: Param::from_tensor(Tensor::from_floats([self.init_logit_scale], device)),
             logit_bias: Param::from_tensor(Tensor::from_floats([self.init_logit_bias], device)),
+            visual_mlp,
+            text_mlp,
+            visual_dropout,
+            text_dropout,
         }
+    }
+
+    /// Reads a `model.json` (or the `otclip` section of an export's `config.json`). One written
+    /// before the heads were configurable gets the head it was trained with: bias-free linear.
+    pub fn from_json(mut value: serde_json::Value, origin: &std::path::Path) -> Result<Self> {
+        if let Some(object) = value.as_object_mut() {
+            for key in ["image_head", "text_head"] {
+                if !object.contains_key(key) {
+                    object.insert(key.into(), serde_json::to_value(HeadConfig::new())?);
+                }
+            }
+        }
+        serde_json::from_value(value).map_err(|e| anyhow!("{}: not an otclip model config: {e}", origin.display()))
     }
 }
 
@@ -76,23 +113,35 @@ impl DualEncoderConfig {
 pub struct DualEncoder<B: Backend> {
     pub vision_model: VitModel<B>,
     pub text_model: BertModel<B>,
-    pub visual_projection: Linear<B>,
-    pub text_projection: Linear<B>,
+    /// The image head's layer when it is linear.
+    pub visual_projection: Option<Linear<B>>,
+    /// The text head's layer when it is linear.
+    pub text_projection: Option<Linear<B>>,
     /// log of the temperature s; the logits are exp(logit_scale) · x·y.
     pub logit_scale: Param<Tensor<B, 1>>,
     /// SigLIP's bias b.
     pub logit_bias: Param<Tensor<B, 1>>,
+    /// The image head's layers when it is an MLP.
+    pub visual_mlp: Option<MlpHead<B>>,
+    /// The text head's layers when it is an MLP.
+    pub text_mlp: Option<MlpHead<B>>,
+    /// Dropout before the image head, when it has any.
+    pub visual_dropout: Option<HeadDropout<B>>,
+    /// Dropout before the text head, when it has any.
+    pub text_dropout: Option<HeadDropout<B>>,
 }
 
 impl<B: Backend> DualEncoder<B> {
     /// L2-normalised image embeddings `[batch, projection_dim]` from `[batch, 3, H, W]` pixels.
     pub fn encode_image(&self, pixel_values: Tensor<B, 4>) -> Tensor<B, 2> {
-        l2_normalize(self.visual_projection.forward(self.vision_model.embed(pixel_values)))
+        let pooled = self.vision_model.embed(pixel_values);
+        l2_normalize(project(pooled, self.visual_dropout.as_ref(), self.visual_projection.as_ref(), self.visual_mlp.as_ref()))
     }
 
     /// L2-normalised text embeddings `[batch, projection_dim]`.
     pub fn encode_text(&self, batch: &TextBatch<B>) -> Tensor<B, 2> {
-        l2_normalize(self.text_projection.forward(self.text_model.embed(batch)))
+        let pooled = self.text_model.embed(batch);
+        l2_normalize(project(pooled, self.text_dropout.as_ref(), self.text_projection.as_ref(), self.text_mlp.as_ref()))
     }
 
     /// The temperature s = exp(logit_scale), shape `[1]`.

@@ -4,10 +4,12 @@
 pub mod attention;
 pub mod bert;
 pub mod dual;
+pub mod head;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
 pub use dual::{DualEncoder, DualEncoderConfig, Preset};
+pub use head::{HeadConfig, HeadKind};
 pub use vit::{VitConfig, VitModel};
 
 use burn::prelude::*;

@@ -112,8 +112,10 @@ impl RunDir {
     /// records; older runs: the model's image size and ImageNet's statistics).
     pub fn read_setup(&self) -> Result<(TrainConfig, DualEncoderConfig, Batcher)> {
         let config = TrainConfig::load(&self.path("config.toml"), &[])?;
-        let model_config = DualEncoderConfig::load(self.path("model.json"))
-            .map_err(|e| anyhow!("cannot read {}: {e}", self.path("model.json").display()))?;
+        let model_json = self.path("model.json");
+        let text = fs::read_to_string(&model_json).with_context(|| format!("cannot read {}", model_json.display()))?;
+        let value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", model_json.display()))?;
+        let model_config = DualEncoderConfig::from_json(value, &model_json)?;
         let tokenizer = CaptionTokenizer::from_file(&self.path("tokenizer.json"), config.tokenizer.max_length)?;
         let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size as u32);
         let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };

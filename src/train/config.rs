@@ -11,13 +11,13 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::OneCycleConfig;
-use crate::data::loader::Sampler;
+use crate::data::loader::{BatchUnit, Sampler};
 use crate::data::synthetic::SyntheticConfig;
 use crate::data::transform::TrainTransform;
 use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
-use crate::model::{DualEncoderConfig, Pooling, Preset};
+use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Preset};
 use crate::weights::TowerSource;
 
 /// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
@@ -249,6 +249,34 @@ pub struct ModelSection {
     /// Pixel mean and std; absent: the pretrained image tower's own, else ImageNet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<ImageNormalization>,
+    /// The image tower's projection head; absent: a bias-free linear layer.
+    #[serde(default)]
+    pub image_head: HeadSection,
+    /// The text tower's projection head; absent: a bias-free linear layer.
+    #[serde(default)]
+    pub text_head: HeadSection,
+}
+
+/// `[model.image_head]` / `[model.text_head]`: a tower's projection head.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSection {
+    /// `linear` (default), `mlp` (open_clip's: linear, GELU, linear) or `none` (the tower's
+    /// width must equal `model.projection_dim`).
+    #[serde(default)]
+    pub kind: HeadKind,
+    /// Whether the head's linear layers have a bias (default false).
+    #[serde(default)]
+    pub bias: bool,
+    /// Dropout on the pooled tower output, before the head (default 0).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+impl HeadSection {
+    pub fn to_config(self) -> HeadConfig {
+        HeadConfig::new().with_kind(self.kind).with_bias(self.bias).with_dropout(self.dropout)
+    }
 }
 
 impl ModelSection {
@@ -269,8 +297,12 @@ impl ModelSection {
 #[serde(deny_unknown_fields)]
 pub struct OptimSection {
     pub epochs: usize,
-    /// Pairs per optimiser step: the update that the loss and the transport plan see whole.
+    /// The update that the loss and the transport plan see whole, in `batch_unit`s.
     pub batch_size: usize,
+    /// What `batch_size` counts: `pairs` (default) or `images`, each with all its captions
+    /// (the paper's collation; needs `data.sampler = "grouped"`).
+    #[serde(default)]
+    pub batch_unit: BatchUnit,
     /// Pairs encoded at once through GradCache; absent: the whole update at once. The
     /// gradients are the same either way; a chunk needs the memory of `chunk_size` pairs only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,8 +349,11 @@ impl OptimSection {
         if self.epochs == 0 {
             bail!("optim.epochs must be at least 1");
         }
-        if self.batch_size < 2 {
+        if self.batch_size < 2 && self.batch_unit == BatchUnit::Pairs {
             bail!("optim.batch_size = {}: expected at least 2 pairs per update, as a contrastive loss needs", self.batch_size);
+        }
+        if self.batch_size == 0 {
+            bail!("optim.batch_size = 0: expected at least 1 image per update");
         }
         if self.chunk_size == Some(0) {
             bail!("optim.chunk_size = 0: expected at least 1 pair per chunk, or no chunk_size to encode the whole update at once");
@@ -374,6 +409,8 @@ impl TrainConfig {
         let m = &self.model;
         let mut config = DualEncoderConfig::preset(m.preset, vocab_size);
         config.projection_dim = m.projection_dim;
+        config.image_head = m.image_head.to_config();
+        config.text_head = m.text_head.to_config();
         config.vision.pooling = m.image_pooling;
         config.vision.hidden_dropout_prob = m.dropout;
         config.vision.image_size = self.preset_image_size() as usize;

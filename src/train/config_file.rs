@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::config::{DataSource, Teacher, TrainConfig};
+use crate::data::loader::{BatchUnit, Sampler};
 use crate::loss::Objective;
 use crate::weights::TowerSource;
 
@@ -64,6 +65,13 @@ impl TrainConfig {
         if matches!(self.model.text_tower, Some(TowerSource::Timm { .. })) {
             bail!("model.text_tower = `{}`: timm holds image models only; use hf:DIR", self.model.text_tower.as_ref().expect("matched"));
         }
+        if self.optim.batch_unit == BatchUnit::Images && self.data.sampler != Sampler::Grouped {
+            bail!("optim.batch_unit = \"images\" counts whole images with all their captions: set data.sampler = \"grouped\"");
+        }
+        let heads = [("image_head", &self.model.image_head), ("text_head", &self.model.text_head)];
+        if let Some((key, head)) = heads.iter().find(|(_, h)| !(0.0..1.0).contains(&h.dropout)) {
+            bail!("model.{key}.dropout = {}: expected a probability in [0, 1)", head.dropout);
+        }
         self.optim.validate()?;
         self.train.validate()?;
         self.loss.validate()?;
@@ -112,7 +120,7 @@ fn moved_key(table: &toml::Table) -> Option<String> {
 }
 
 /// The tables a config may leave out, which `--set` creates.
-const OPTIONAL_TABLES: [&str; 2] = ["train", "optim.one_cycle"];
+const OPTIONAL_TABLES: [&str; 4] = ["train", "optim.one_cycle", "model.image_head", "model.text_head"];
 
 /// Sets `a.b.c = value` in `table`. The tables on the way must exist (or be optional ones), so
 /// typos are caught. Setting `data.dataset` drops `[data.synthetic]`: the spec replaces the

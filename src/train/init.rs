@@ -74,6 +74,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
     }
 
     let dual = DualEncoderConfig { vision: vision_config, text: text_config, ..preset };
+    dual.validate()?;
     let model = dual.with_towers(vision_model, text_model, device);
     Ok(InitialModel { model, config: dual, tokenizer, normalization, image_size, reports })
 }

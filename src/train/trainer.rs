@@ -24,7 +24,7 @@ use super::init::initial_model;
 use super::optimizer::{clip_global_norm, GroupRates, GroupedAdamW};
 use super::schedule::{Schedule, WarmupCosine};
 use super::splits::{load_split, validate};
-use crate::data::loader::{make_batches, Loader, LoaderConfig};
+use crate::data::loader::{make_batches, BatchUnit, Loader, LoaderConfig};
 use crate::data::{teacher, Batcher, CaptionedImages, PairIndex, Pairing, Split};
 use crate::eval::RetrievalMetrics;
 use crate::loss::objective_loss;
@@ -102,7 +102,9 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
 
         let mut train_set = load_split(config, Split::Train)?;
         if let (true, Some(Teacher::File(path))) = (config.loss.objective().needs_teacher(), &config.data.teacher) {
-            train_set.teacher = Some(teacher::load(path, &train_set)?);
+            let matched = teacher::load(path, &train_set)?;
+            matched.warn_unused(path);
+            train_set.teacher = Some(matched.rows);
         }
         let train_set = Arc::new(train_set);
         let val_set = load_split(config, Split::Val)?;
@@ -144,11 +146,11 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         if let Some(record) = record {
             optim = optim.load_record(record);
         }
-        let pairs_per_epoch = match config.data.pairing {
-            Pairing::RandomCaption => train_set.entries.len(),
-            Pairing::AllCaptions => train_set.caption_count(),
+        let units_per_epoch = match (config.data.pairing, o.batch_unit) {
+            (Pairing::RandomCaption, _) | (Pairing::AllCaptions, BatchUnit::Images) => train_set.entries.len(),
+            (Pairing::AllCaptions, BatchUnit::Pairs) => train_set.caption_count(),
         };
-        let steps_per_epoch = pairs_per_epoch.max(1).div_ceil(o.batch_size);
+        let steps_per_epoch = units_per_epoch.max(1).div_ceil(o.batch_size);
         let total_steps = steps_per_epoch * o.epochs;
         let schedule = match o.one_cycle {
             Some(config) => Schedule::OneCycle { lr: o.lr, warmup_steps: config.warmup_epochs * steps_per_epoch, total_steps, config },
@@ -186,11 +188,11 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let (config, o) = (self.config, &self.config.optim);
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed.epoch_pairs(epoch));
         let pairs = self.train_set.epoch_pairs(config.data.pairing, &mut rng);
-        let bar = if self.options.quiet { ProgressBar::hidden() } else { ProgressBar::new(pairs.len().div_ceil(o.batch_size) as u64) };
+        let mut batches: Vec<Vec<PairIndex>> = make_batches(&self.train_set, &pairs, o.batch_size, o.batch_unit, config.data.sampler);
+        batches.retain(|b| b.len() >= 2);
+        let bar = if self.options.quiet { ProgressBar::hidden() } else { ProgressBar::new(batches.len() as u64) };
         bar.set_style(ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}] {msg}").expect("valid template"));
         bar.set_prefix(format!("{}/{}", epoch + 1, o.epochs));
-        let mut batches: Vec<Vec<PairIndex>> = make_batches(&self.train_set, &pairs, o.batch_size, config.data.sampler);
-        batches.retain(|b| b.len() >= 2);
         let augment = config.augmentation(self.batcher.image_size).map(|t| (t, self.seed.epoch_augment(epoch)));
         // A run resumed mid-epoch skips the batches it trained before it stopped.
         let skip = if epoch == self.state.epoch { self.state.batches_done } else { 0 };

@@ -11,7 +11,7 @@ use burn::tensor::Distribution;
 use otclip::data::Batch;
 use otclip::kernels::SinkhornBackend;
 use otclip::loss::{objective_loss, LossConfig};
-use otclip::model::{BertConfig, DualEncoder, DualEncoderConfig, TextBatch, VitConfig};
+use otclip::model::{BertConfig, DualEncoder, DualEncoderConfig, HeadConfig, HeadKind, TextBatch, VitConfig};
 use otclip::train::grad_cache::{update_gradients, Encoding};
 use otclip::train::optimizer::param_classes;
 use otclip::train::TrainConfig;
@@ -35,7 +35,11 @@ pub fn loss_config(contrastive: &str, transport: &str, tau: Option<f64>) -> Loss
 pub fn small_model<B: Backend>(dropout: f64, device: &B::Device) -> DualEncoder<B> {
     let vision = VitConfig::new(16, 8, 32, 1, 2, 64).with_hidden_dropout_prob(dropout);
     let text = BertConfig::new(40, 32, 1, 2, 64).with_hidden_dropout_prob(dropout);
-    DualEncoderConfig::new(vision, text, 16).init(device)
+    // An MLP image head with dropout and a linear text head with a bias, so that the checks
+    // cover the heads' layers and their dropout too.
+    let image_head = HeadConfig::new().with_kind(HeadKind::Mlp).with_dropout(dropout);
+    let text_head = HeadConfig::new().with_bias(true);
+    DualEncoderConfig::new(vision, text, 16).with_image_head(image_head).with_text_head(text_head).init(device)
 }
 
 /// An update of `n` pairs: random pixels, token ids and teacher rows; images 0 and 2 have two

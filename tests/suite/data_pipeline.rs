@@ -149,10 +149,11 @@ fn trains_and_evaluates_on_a_dataset_spec() {
 
 #[test]
 fn samplers_group_captions_or_avoid_shared_captions() {
-    use otclip::data::loader::{make_batches, Sampler};
+    use otclip::data::loader::{make_batches, BatchUnit, Sampler};
     use otclip::data::{CaptionedImages, ImageEntry, ImageSource};
     let entry = |id: u64, captions: &[&str]| ImageEntry {
         image_id: id,
+        key: id.to_string(),
         image: ImageSource::File(format!("{id}.jpg").into()),
         captions: captions.iter().map(|c| c.to_string()).collect(),
     };
@@ -163,13 +164,18 @@ fn samplers_group_captions_or_avoid_shared_captions() {
         teacher: None,
     };
     let pairs = vec![(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (1, 1), (2, 1), (3, 1)];
-    let aware = make_batches(&dataset, &pairs, 3, Sampler::CaptionAware);
+    let aware = make_batches(&dataset, &pairs, 3, BatchUnit::Pairs, Sampler::CaptionAware);
     assert_eq!(aware.iter().map(Vec::len).sum::<usize>(), 8, "every pair is used once");
     for batch in &aware {
         let dogs = batch.iter().filter(|&&(i, c)| dataset.entries[i].captions[c].to_lowercase().contains("dog")).count();
         assert!(dogs <= 1, "two images captioned `a dog` in one batch: {batch:?}");
     }
-    let grouped = make_batches(&dataset, &pairs, 4, Sampler::Grouped);
+    let grouped = make_batches(&dataset, &pairs, 4, BatchUnit::Pairs, Sampler::Grouped);
     assert_eq!(grouped, vec![vec![(0, 0), (0, 1), (1, 0), (1, 1)], vec![(2, 0), (2, 1), (3, 0), (3, 1)]]);
-    assert_eq!(make_batches(&dataset, &pairs, 3, Sampler::Random).len(), 3);
+    assert_eq!(make_batches(&dataset, &pairs, 3, BatchUnit::Pairs, Sampler::Random).len(), 3);
+    // Counted in images (the paper's collation): every caption of an image in its batch, however
+    // many pairs that makes; image 2 has one caption this epoch.
+    let pairs = vec![(1, 1), (0, 0), (2, 0), (3, 1), (1, 0), (0, 1), (3, 0)];
+    let images = make_batches(&dataset, &pairs, 3, BatchUnit::Images, Sampler::Grouped);
+    assert_eq!(images, vec![vec![(1, 1), (1, 0), (0, 0), (0, 1), (2, 0)], vec![(3, 1), (3, 0)]]);
 }

@@ -103,8 +103,10 @@ fn parameters_fall_into_the_recipe_groups() {
         ("text_model.embeddings.layer_norm.beta", backbone(false)),
         ("text_model.encoder.layer.0.attention.self_attention.query.weight", backbone(true)),
         ("text_model.encoder.layer.0.attention.self_attention.query.bias", backbone(false)),
-        ("visual_projection.weight", head(true)),
+        ("visual_mlp.fc1.weight", head(true)),
+        ("visual_mlp.fc2.weight", head(true)),
         ("text_projection.weight", head(true)),
+        ("text_projection.bias", head(false)),
         ("logit_scale", head(false)),
         ("logit_bias", head(false)),
     ] {
@@ -201,7 +203,7 @@ fn the_small_recipe_trains_with_grad_cache_groups_and_clipping() {
         "data.synthetic.val_images=8",
         "data.synthetic.test_images=8",
         "optim.epochs=2",
-        "optim.batch_size=40",
+        "optim.batch_size=8",
         "optim.chunk_size=12",
         "eval.batch_size=8",
     ]
@@ -211,7 +213,7 @@ fn the_small_recipe_trains_with_grad_cache_groups_and_clipping() {
     let dir = tempfile::tempdir().unwrap();
     let quiet = otclip::train::TrainOptions { quiet: true, ..Default::default() };
     let summary = otclip::train::train::<B>(&config, &dir.path().join("run"), &Default::default(), &quiet).unwrap();
-    assert_eq!(summary.steps, 4, "80 pairs an epoch in updates of 40, two epochs");
+    assert_eq!(summary.steps, 4, "16 images an epoch in updates of 8 (40 pairs), two epochs");
     let metrics = std::fs::read_to_string(dir.path().join("run/metrics.jsonl")).unwrap();
     let steps: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).filter(|v: &serde_json::Value| v.get("loss").is_some()).collect();
     assert_eq!(steps.len(), 4);

@@ -313,7 +313,7 @@ fn the_viclip_ot_config_builds_its_pretrained_model() {
     let overrides = [
         format!("model.image_tower=timm:vit_base_patch16_dinov3@{}", common::fixture("towers/dinov3_timm").display()),
         format!("model.text_tower=hf:{}", common::fixture("towers/xlmr").display()),
-        "model.projection_dim=16".to_string(),
+        "model.projection_dim=32".to_string(),
     ];
     let config = TrainConfig::parse(text, "viclip_ot_uit.toml", &overrides).unwrap();
     let init = initial_model::<B, &str>(&config, std::iter::empty(), &Default::default()).unwrap();
@@ -324,8 +324,12 @@ fn the_viclip_ot_config_builds_its_pretrained_model() {
     assert_eq!(init.config.text.hidden_dropout_prob, 0.1);
     assert_eq!(init.reports.len(), 2);
     assert!(init.reports.iter().all(|r| r.missing.is_empty()), "{:?}", init.reports);
-    let images = init.model.encode_image(burn::tensor::Tensor::<B, 4>::zeros([1, 3, 224, 224], &Default::default()));
-    assert_eq!(images.dims(), [1, 16]);
+    // The paper's heads: dropout and a bias-free linear layer for the image, none for the text.
+    let model = &init.model;
+    assert!(model.visual_projection.as_ref().is_some_and(|l| l.bias.is_none()) && model.visual_dropout.is_some());
+    assert!(model.text_projection.is_none() && model.text_mlp.is_none());
+    let images = model.encode_image(burn::tensor::Tensor::<B, 4>::zeros([1, 3, 224, 224], &Default::default()));
+    assert_eq!(images.dims(), [1, 32]);
 }
 
 fn otclip(args: &[&str]) -> String {

@@ -16,7 +16,7 @@ fn teacher_files_round_trip_and_name_their_problems() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("teacher.safetensors");
     teacher::save(&path, &split.dataset, &rows, "builtin").unwrap();
-    let loaded = teacher::load(&path, &split.dataset).unwrap();
+    let loaded = teacher::load(&path, &split.dataset).unwrap().rows;
     assert_eq!(loaded.len(), 12);
     for (a, b) in loaded.iter().zip(&rows) {
         assert_eq!(a.captions.len(), 5);
@@ -26,14 +26,14 @@ fn teacher_files_round_trip_and_name_their_problems() {
 
     // A dataset with an image the file lacks.
     let mut other = split.dataset.clone();
-    other.entries[3].image_id = 999;
+    other.entries[3].key = "999".into();
     let err = teacher::load(&path, &other).unwrap_err().to_string();
-    assert!(err.contains("teacher.safetensors") && err.contains("image id 999"), "{err}");
-    // A dataset whose image has another number of captions.
+    assert!(err.contains("teacher.safetensors") && err.contains("1 of the dataset's 12 images (ids 999)"), "{err}");
+    // A dataset with a caption the file lacks.
     let mut other = split.dataset.clone();
-    other.entries[0].captions.pop();
+    other.entries[0].captions[2] = "một câu khác".into();
     let err = teacher::load(&path, &other).unwrap_err().to_string();
-    assert!(err.contains("has 5 caption rows, the dataset has 4"), "{err}");
+    assert!(err.contains("no teacher row for 1 captions (matched by text): 0: \"một câu khác\""), "{err}");
     // Not a safetensors file.
     std::fs::write(&path, b"garbage").unwrap();
     let err = teacher::load(&path, &split.dataset).unwrap_err().to_string();

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::data::ImageNormalization;
-use crate::model::{DualEncoderConfig, Pooling};
+use crate::model::Pooling;
 
 /// HF's `model_type`: the architectures otclip reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -260,5 +260,6 @@ impl SentenceTransformersPooling {
 /// own config, which is what otclip reads back.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExportedConfig {
-    pub otclip: Option<DualEncoderConfig>,
+    /// otclip's `DualEncoderConfig`, read with `DualEncoderConfig::from_json`.
+    pub otclip: Option<serde_json::Value>,
 }
