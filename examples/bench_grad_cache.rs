@@ -91,8 +91,8 @@ fn main() -> Result<()> {
     let model = DualEncoderConfig::new(vision, text, args.width).init::<B>(&device);
     let loss: LossConfig = TrainConfig::parse(SYNTHETIC_VI_CONFIG, "synthetic_vi.toml", &["loss.sinkhorn.tau=0.5".into()])?.loss;
     let encoding = match args.mode {
-        Mode::Direct => Encoding { chunk_size: args.pairs, grad_cache: false },
-        Mode::Cache => Encoding { chunk_size: args.chunk, grad_cache: true },
+        Mode::Direct => Encoding::whole(args.pairs),
+        Mode::Cache => Encoding::chunked(args.chunk),
     };
     let mut seconds = Vec::new();
     for update in 0..=args.updates {

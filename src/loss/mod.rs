@@ -12,5 +12,5 @@ pub use clip::{clip_loss, multi_positive_targets, soft_cross_entropy_rows};
 pub use objective::{objective_loss, Contrastive, LossConfig, LossInputs, LossTerms, Objective, Transport};
 pub use same_image::SameImage;
 pub use siglip::siglip_loss;
-pub use sigrot::{generalized_kl, scaled_plan, sigrot_loss, teacher_graph, uot_loss, Kappa};
+pub use sigrot::{generalized_kl, scaled_plan, sigrot_loss, sigrot_loss_and_mass, teacher_graph, uot_loss, uot_loss_and_mass, Kappa};
 pub use sinkhorn::{sinkhorn, solve, GradMode, SinkhornConfig, SinkhornOutput, SolverPath};

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::sigrot::{sigrot_loss, teacher_graph, uot_loss, Kappa};
+use super::sigrot::{sigrot_loss_and_mass, teacher_graph, uot_loss_and_mass, Kappa};
 use super::sinkhorn::SinkhornConfig;
 use otclip_kernels::SinkhornBackend;
 use super::{clip_loss, siglip_loss};
@@ -171,6 +171,9 @@ pub struct LossTerms<B: Backend> {
     pub total: Tensor<B, 1>,
     pub contrastive: Option<Tensor<B, 1>>,
     pub transport: Option<Tensor<B, 1>>,
+    /// The transport plan's total mass Σ Γ* (detached): 1 for a balanced plan, near 0 when an
+    /// unbalanced plan collapses.
+    pub plan_mass: Option<Tensor<B, 1>>,
 }
 
 /// The loss of `config`'s objective. With `warmup` set, only its contrastive term (CLIP when it
@@ -187,7 +190,7 @@ pub fn objective_loss<B: SinkhornBackend>(inputs: LossInputs<B>, config: &LossCo
     let transport = match objective.transport {
         _ if warmup => None,
         Transport::None => None,
-        Transport::Uot => Some(uot_loss(image, text, scale, sinkhorn)),
+        Transport::Uot => Some(uot_loss_and_mass(image, text, scale, sinkhorn)),
         Transport::Sigrot => {
             let Some((captions, images)) = teacher else {
                 bail!("objective {objective} needs teacher embeddings, and the dataset has none");
@@ -196,14 +199,15 @@ pub fn objective_loss<B: SinkhornBackend>(inputs: LossInputs<B>, config: &LossCo
                 Kappa::Fixed(k) => Tensor::from_floats([k as f32], &image.device()),
                 Kappa::Named(_) => scale,
             };
-            Some(sigrot_loss(image, text, teacher_graph(captions, images), kappa, sinkhorn))
+            Some(sigrot_loss_and_mass(image, text, teacher_graph(captions, images), kappa, sinkhorn))
         }
     };
+    let (transport, plan_mass) = transport.unzip();
     let total = match (&contrastive, &transport) {
         (Some(c), Some(t)) => c.clone().mul_scalar(config.lambda) + t.clone(),
         (Some(c), None) => c.clone(),
         (None, Some(t)) => t.clone(),
         (None, None) => bail!("the objective {objective} has no term; set loss.contrastive or loss.transport"),
     };
-    Ok(LossTerms { total, contrastive, transport })
+    Ok(LossTerms { total, contrastive, transport, plan_mass })
 }

@@ -62,20 +62,39 @@ pub fn sigrot_loss<B: SinkhornBackend>(
     kappa: Tensor<B, 1>,
     config: &SinkhornConfig,
 ) -> Tensor<B, 1> {
-    let [n, _] = image.dims();
-    let (p, _) = scaled_plan(image, text, config);
-    let log_q = log_softmax(teacher_graph * kappa.reshape([1, 1]), 1);
-    (generalized_kl(p.clone(), log_q.clone()) + generalized_kl(p.transpose(), log_q)).div_scalar(2.0 * n as f64)
+    sigrot_loss_and_mass(image, text, teacher_graph, kappa, config).0
 }
 // ANCHOR_END: sigrot
+
+/// [`sigrot_loss`] and the plan's total mass Σ Γ* (detached; 1 for a balanced plan).
+pub fn sigrot_loss_and_mass<B: SinkhornBackend>(
+    image: Tensor<B, 2>,
+    text: Tensor<B, 2>,
+    teacher_graph: Tensor<B, 2>,
+    kappa: Tensor<B, 1>,
+    config: &SinkhornConfig,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, _] = image.dims();
+    let (p, _) = scaled_plan(image, text, config);
+    let mass = p.clone().detach().sum().div_scalar(n as f64);
+    let log_q = log_softmax(teacher_graph * kappa.reshape([1, 1]), 1);
+    ((generalized_kl(p.clone(), log_q.clone()) + generalized_kl(p.transpose(), log_q)).div_scalar(2.0 * n as f64), mass)
+}
 
 /// The "+UOT" baseline: the plan, without gradient or teacher, as soft targets for the scaled
 /// logits L = s·x·yᵀ: ½ [CE(L, P) + CE(Lᵀ, Pᵀ)].
 pub fn uot_loss<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, scale: Tensor<B, 1>, config: &SinkhornConfig) -> Tensor<B, 1> {
+    uot_loss_and_mass(image, text, scale, config).0
+}
+
+/// [`uot_loss`] and the plan's total mass Σ Γ*.
+pub fn uot_loss_and_mass<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, scale: Tensor<B, 1>, config: &SinkhornConfig) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [n, _] = image.dims();
     let detached = config.with_grad(GradMode::Detach);
     let (p, _) = scaled_plan(image.clone().detach(), text.clone().detach(), &detached);
+    let mass = p.clone().sum().div_scalar(n as f64);
     let logits = image.matmul(text.transpose()) * scale.reshape([1, 1]);
-    (soft_cross_entropy_rows(logits.clone(), p.clone()) + soft_cross_entropy_rows(logits.transpose(), p.transpose())) / 2.0
+    ((soft_cross_entropy_rows(logits.clone(), p.clone()) + soft_cross_entropy_rows(logits.transpose(), p.transpose())) / 2.0, mass)
 }
 
 /// Q as a probability matrix, for inspection.

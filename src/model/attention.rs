@@ -4,6 +4,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::in_dtype_of;
+
 #[derive(Config, Debug)]
 pub struct SelfAttentionConfig {
     pub hidden_size: usize,
@@ -80,7 +82,8 @@ impl<B: Backend> Rope<B> {
             vec![patches.clone().slice([0..batch, 0..heads, 0..tokens - prefix, half..head_dim]).neg(), patches.clone().slice([0..batch, 0..heads, 0..tokens - prefix, 0..half])],
             3,
         );
-        let out = patches * self.cos.clone().unsqueeze::<4>() + rotated * self.sin.clone().unsqueeze::<4>();
+        let (cos, sin) = (in_dtype_of(self.cos.clone(), &patches), in_dtype_of(self.sin.clone(), &patches));
+        let out = patches * cos.unsqueeze::<4>() + rotated * sin.unsqueeze::<4>();
         Tensor::cat(vec![x.slice([0..batch, 0..heads, 0..prefix]), out], 2)
     }
 }

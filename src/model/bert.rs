@@ -10,7 +10,7 @@ use burn::tensor::activation::gelu;
 
 use super::attention::{mask_bias, SelfAttention, SelfAttentionConfig};
 use super::vit::DenseOutput;
-use super::{pool, Pooling};
+use super::{in_dtype_of, pool, Pooling};
 
 #[derive(Config, Debug)]
 pub struct BertConfig {
@@ -196,9 +196,9 @@ impl<B: Backend> BertModel<B> {
 
     /// The last hidden state for explicit token type ids `[batch, tokens]` (sentence pairs in BERT).
     pub fn forward_with_types(&self, batch: &TextBatch<B>, token_type_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let bias = mask_bias(batch.attention_mask.clone().float());
         let positions = self.position_ids(&batch.input_ids);
         let mut x = self.embeddings.forward(batch.input_ids.clone(), positions, token_type_ids);
+        let bias = in_dtype_of(mask_bias(batch.attention_mask.clone().float()), &x);
         for layer in &self.encoder.layer {
             x = layer.forward(x, Some(bias.clone()));
         }

@@ -5,9 +5,11 @@ use anyhow::{anyhow, Result};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 use super::head::{project, HeadConfig, HeadDropout, HeadLayers, MlpHead};
-use super::{l2_normalize, BertConfig, BertModel, TextBatch, VitConfig, VitModel};
+use super::precision::CastParams;
+use super::{in_dtype_of, l2_normalize, BertConfig, BertModel, TextBatch, VitConfig, VitModel};
 
 /// ln(1 / 0.07), CLIP's initial temperature.
 pub const CLIP_INIT_LOGIT_SCALE: f32 = 2.659_260_1;
@@ -132,16 +134,36 @@ pub struct DualEncoder<B: Backend> {
 }
 
 impl<B: Backend> DualEncoder<B> {
-    /// L2-normalised image embeddings `[batch, projection_dim]` from `[batch, 3, H, W]` pixels.
+    /// L2-normalised image embeddings `[batch, projection_dim]` from `[batch, 3, H, W]` pixels,
+    /// in the float type of the temperature (f32 also when the towers compute in bf16 or f16).
     pub fn encode_image(&self, pixel_values: Tensor<B, 4>) -> Tensor<B, 2> {
         let pooled = self.vision_model.embed(pixel_values);
-        l2_normalize(project(pooled, self.visual_dropout.as_ref(), self.visual_projection.as_ref(), self.visual_mlp.as_ref()))
+        let projected = project(pooled, self.visual_dropout.as_ref(), self.visual_projection.as_ref(), self.visual_mlp.as_ref());
+        l2_normalize(in_dtype_of(projected, &self.logit_scale.val()))
     }
 
-    /// L2-normalised text embeddings `[batch, projection_dim]`.
+    /// L2-normalised text embeddings `[batch, projection_dim]`, in the temperature's float type.
     pub fn encode_text(&self, batch: &TextBatch<B>) -> Tensor<B, 2> {
         let pooled = self.text_model.embed(batch);
-        l2_normalize(project(pooled, self.text_dropout.as_ref(), self.text_projection.as_ref(), self.text_mlp.as_ref()))
+        let projected = project(pooled, self.text_dropout.as_ref(), self.text_projection.as_ref(), self.text_mlp.as_ref());
+        l2_normalize(in_dtype_of(projected, &self.logit_scale.val()))
+    }
+
+    /// The same model with its towers and heads computing in `dtype` (the temperature and bias
+    /// stay as they are), cast inside the autodiff graph: the gradients of the copy's
+    /// computations reach this model's parameters. Feed it pixels in `dtype`.
+    pub fn in_precision(&self, dtype: FloatDType) -> Self {
+        let mut cast = CastParams(dtype);
+        let model = self.clone();
+        Self {
+            vision_model: model.vision_model.map(&mut cast),
+            text_model: model.text_model.map(&mut cast),
+            visual_projection: Module::map(model.visual_projection, &mut cast),
+            text_projection: Module::map(model.text_projection, &mut cast),
+            visual_mlp: Module::map(model.visual_mlp, &mut cast),
+            text_mlp: Module::map(model.text_mlp, &mut cast),
+            ..model
+        }
     }
 
     /// The temperature s = exp(logit_scale), shape `[1]`.

@@ -5,11 +5,13 @@ pub mod attention;
 pub mod bert;
 pub mod dual;
 pub mod head;
+pub mod precision;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
 pub use dual::{DualEncoder, DualEncoderConfig, Preset};
 pub use head::{HeadConfig, HeadKind};
+pub use precision::Precision;
 pub use vit::{VitConfig, VitModel};
 
 use burn::prelude::*;
@@ -47,11 +49,20 @@ pub fn pool<B: Backend>(pooling: Pooling, hidden: Tensor<B, 3>, keep: Option<Ten
     match (pooling, keep) {
         (Pooling::Cls | Pooling::Pooler, _) => hidden.slice([0..batch, 0..1]).reshape([batch, dim]),
         (Pooling::Mean, Some(keep)) => {
-            let weights = keep.unsqueeze_dim::<3>(2);
+            let weights = in_dtype_of(keep, &hidden).unsqueeze_dim::<3>(2);
             let count = weights.clone().sum_dim(1).clamp_min(1e-9).reshape([batch, 1]);
             (hidden * weights).sum_dim(1).reshape([batch, dim]) / count
         }
         (Pooling::Mean, None) => hidden.mean_dim(1).reshape([batch, dim]),
+    }
+}
+
+/// `t` in the float type of `like` (a tower that computes in bf16 or f16 gets its masks and
+/// tables in that type too).
+pub fn in_dtype_of<B: Backend, const D: usize, const E: usize>(t: Tensor<B, D>, like: &Tensor<B, E>) -> Tensor<B, D> {
+    match like.dtype() {
+        dtype if dtype == t.dtype() => t,
+        dtype => t.cast(burn::tensor::FloatDType::from(dtype)),
     }
 }
 

@@ -52,6 +52,25 @@ fn add_cls_sep(tokenizer: &mut Tokenizer, vocabulary: &str) -> Result<()> {
     Ok(())
 }
 
+/// Renumbers a trained WordPiece vocabulary canonically. The trainer numbers the tokens it
+/// learned in hash order, which differs from run to run, so the same captions gave other ids
+/// (and another run). The special tokens keep their ids; the learned tokens take the same set of
+/// ids, in the order of their text.
+fn canonical_ids(tokenizer: Tokenizer) -> Result<Tokenizer> {
+    let text = tokenizer.to_string(false).map_err(|e| anyhow!("cannot serialise the trained tokenizer: {e}"))?;
+    let mut json: serde_json::Value = serde_json::from_str(&text)?;
+    let vocab = json["model"]["vocab"].as_object_mut().ok_or_else(|| anyhow!("the trained tokenizer has no WordPiece vocabulary"))?;
+    let mut learned: Vec<(String, u64)> =
+        vocab.iter().filter(|(token, _)| !SPECIAL_TOKENS.contains(&token.as_str())).map(|(token, id)| (token.clone(), id.as_u64().unwrap_or(0))).collect();
+    let mut ids: Vec<u64> = learned.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    learned.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for ((token, _), id) in learned.into_iter().zip(ids) {
+        vocab.insert(token, id.into());
+    }
+    json.to_string().parse::<Tokenizer>().map_err(|e| anyhow!("cannot rebuild the trained tokenizer: {e}"))
+}
+
 /// A `tokenizers` tokenizer plus the padding id and maximum length the towers need.
 #[derive(Clone)]
 pub struct CaptionTokenizer {
@@ -79,6 +98,7 @@ impl CaptionTokenizer {
             .build()
             .into();
         tokenizer.train(&mut trainer, captions).map_err(|e| anyhow!("training the tokenizer failed: {e}"))?;
+        let mut tokenizer = canonical_ids(tokenizer)?;
         add_cls_sep(&mut tokenizer, "trained vocabulary")?;
         Self::wrap(tokenizer, max_length)
     }

@@ -17,7 +17,7 @@ use crate::data::transform::TrainTransform;
 use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
-use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Preset};
+use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Precision, Preset};
 use crate::weights::TowerSource;
 
 /// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
@@ -249,6 +249,11 @@ pub struct ModelSection {
     /// Pixel mean and std; absent: the pretrained image tower's own, else ImageNet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<ImageNormalization>,
+    /// What the towers compute in while training: `f32` (default), `bf16` or `f16`. The master
+    /// weights, the optimiser state, the losses and the Sinkhorn solver stay f32; evaluation
+    /// runs in f32.
+    #[serde(default)]
+    pub precision: Precision,
     /// The image tower's projection head; absent: a bias-free linear layer.
     #[serde(default)]
     pub image_head: HeadSection,

@@ -16,7 +16,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::data::Batch;
 use crate::loss::{LossInputs, LossTerms};
-use crate::model::{DualEncoder, TextBatch};
+use crate::model::{DualEncoder, Precision, TextBatch};
 
 /// How the pairs of one update are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,20 @@ pub struct Encoding {
     pub chunk_size: usize,
     /// Backpropagate chunk by chunk (GradCache) rather than through every chunk at once.
     pub grad_cache: bool,
+    /// What the towers compute in; the loss always sees embeddings in the masters' type.
+    pub precision: Precision,
+}
+
+impl Encoding {
+    /// The whole update at once, in the backend's own precision.
+    pub fn whole(pairs: usize) -> Self {
+        Self { chunk_size: pairs, grad_cache: false, precision: Precision::F32 }
+    }
+
+    /// GradCache in chunks of `chunk_size` pairs, in the backend's own precision.
+    pub fn chunked(chunk_size: usize) -> Self {
+        Self { chunk_size, grad_cache: true, precision: Precision::F32 }
+    }
 }
 
 /// The parameter gradients of one update and its loss terms (detached, for logging).
@@ -50,10 +64,14 @@ where
     model.visit(&mut Initialise);
     let chunks: Vec<Range<usize>> = (0..pairs).step_by(encoding.chunk_size).map(|start| start..(start + encoding.chunk_size).min(pairs)).collect();
     let device = pixel_values.device();
+    let dtype = encoding.precision.dtype();
+    // The model the towers run as: cast to the low precision in the graph, once per backward.
+    let lowered = |model: &DualEncoder<B>| dtype.map_or_else(|| model.clone(), |dtype| model.in_precision(dtype));
     let encode = |model: &DualEncoder<B>, k: usize| -> (Tensor<B, 2>, Tensor<B, 2>) {
         let Range { start, end } = chunks[k].clone();
         B::seed(&device, dropout_seed(k));
-        let image = model.encode_image(pixel_values.clone().narrow(0, start, end - start));
+        let pixels = pixel_values.clone().narrow(0, start, end - start);
+        let image = model.encode_image(dtype.map_or_else(|| pixels.clone(), |dtype| pixels.clone().cast(dtype)));
         let text = model.encode_text(&text_rows(&text, start, end - start));
         (image, text)
     };
@@ -68,14 +86,15 @@ where
 
     // ANCHOR: grad_cache
     if !encoding.grad_cache || chunks.len() == 1 {
-        let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(model, k)).unzip();
+        let lowered = lowered(model);
+        let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(&lowered, k)).unzip();
         let terms = loss(inputs(Tensor::cat(images, 0), Tensor::cat(texts, 0)))?;
         let grads = GradientsParams::from_grads(terms.total.backward(), model);
         return Ok(UpdateGradients { grads, terms: detached(terms) });
     }
 
     // Pass 1: the embeddings without a tape (the parameters untracked, dropout still on).
-    let untracked = model.clone().no_grad();
+    let untracked = lowered(&model.clone().no_grad());
     let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(&untracked, k)).unzip();
     let image = Tensor::cat(images, 0).detach().require_grad();
     let text = Tensor::cat(texts, 0).detach().require_grad();
@@ -89,7 +108,7 @@ where
 
     // Pass 2: each chunk again, with the tape, backpropagating its slice of the kept gradient.
     for (k, range) in chunks.iter().enumerate() {
-        let (chunk_image, chunk_text) = encode(model, k);
+        let (chunk_image, chunk_text) = encode(&lowered(model), k);
         let rows = range.end - range.start;
         let surrogate = (chunk_image * image_grad.clone().narrow(0, range.start, rows)).sum()
             + (chunk_text * text_grad.clone().narrow(0, range.start, rows)).sum();
@@ -114,5 +133,10 @@ fn text_rows<B: Backend>(text: &TextBatch<B>, start: usize, len: usize) -> TextB
 }
 
 fn detached<B: AutodiffBackend>(terms: LossTerms<B>) -> LossTerms<B> {
-    LossTerms { total: terms.total.detach(), contrastive: terms.contrastive.map(Tensor::detach), transport: terms.transport.map(Tensor::detach) }
+    LossTerms {
+        total: terms.total.detach(),
+        contrastive: terms.contrastive.map(Tensor::detach),
+        transport: terms.transport.map(Tensor::detach),
+        plan_mass: terms.plan_mass.map(Tensor::detach),
+    }
 }

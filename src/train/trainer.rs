@@ -88,6 +88,8 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
     /// from the last checkpoint when resuming.
     pub fn prepare(config: &'a TrainConfig, run_dir: &Path, device: &'a B::Device, options: &'a TrainOptions) -> Result<Self> {
         let started = Instant::now();
+        // Before anything is written: a precision the backend lacks is refused.
+        config.model.precision.check::<B>(device)?;
         let run = RunDir::create(run_dir)?;
         let seed = RunSeed(config.seed);
         B::seed(device, config.seed);
@@ -232,13 +234,13 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let pairs = host.pairs.len();
         let batch = self.batcher.to_batch::<B>(&self.train_set, host, self.device)?;
         let model = self.model.take().ok_or_else(|| anyhow!("the model was lost in an earlier failed step"))?;
-        let encoding = Encoding { chunk_size: o.chunk_size.unwrap_or(pairs), grad_cache: o.chunk_size.is_some() };
+        let encoding = Encoding { chunk_size: o.chunk_size.unwrap_or(pairs), grad_cache: o.chunk_size.is_some(), precision: config.model.precision };
         let (seed, step) = (self.seed, self.state.step);
         let warmup = epoch < config.loss.transport_warmup_epochs;
         let UpdateGradients { mut grads, terms } =
             update_gradients(&model, batch, encoding, |chunk| seed.dropout(step, chunk), |inputs| objective_loss(inputs, &config.loss, warmup))?;
         let part = |t: &Option<Tensor<B, 1>>| t.as_ref().map(|t| t.clone().into_scalar().elem::<f64>());
-        let (contrastive, transport) = (part(&terms.contrastive), part(&terms.transport));
+        let (contrastive, transport, plan_mass) = (part(&terms.contrastive), part(&terms.transport), part(&terms.plan_mass));
         let loss_value: f64 = terms.total.into_scalar().elem();
         if !loss_value.is_finite() {
             bail!("the loss became {loss_value} at step {step}; lower optim.lr");
@@ -253,7 +255,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         self.last_loss = loss_value;
         let seconds = self.started.elapsed().as_secs_f64();
         self.append_metrics(json!({"step": step, "epoch": epoch, "loss": loss_value, "contrastive": contrastive, "transport": transport,
-                                   "lr": lr, "head_lr": rates.head, "grad_norm": grad_norm, "logit_scale": scale, "seconds": seconds}))?;
+                                   "plan_mass": plan_mass, "lr": lr, "head_lr": rates.head, "grad_norm": grad_norm, "logit_scale": scale, "seconds": seconds}))?;
         self.state.step += 1;
         Ok((loss_value, scale))
     }

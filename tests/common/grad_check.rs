@@ -89,8 +89,8 @@ pub fn grad_cache_difference<B: AutodiffBackend + SinkhornBackend>(model: &DualE
         let update = update_gradients(model, batch.clone(), encoding, |chunk| 1000 + chunk as u64, |inputs| objective_loss(inputs, loss, false)).unwrap();
         (update.terms.total.into_scalar().elem::<f64>(), gradients_by_name(model, &update.grads))
     };
-    let (direct_loss, direct) = run(Encoding { chunk_size: direct_chunk, grad_cache: false });
-    let (cached_loss, cached) = run(Encoding { chunk_size: 2, grad_cache: true });
+    let (direct_loss, direct) = run(Encoding::whole(direct_chunk));
+    let (cached_loss, cached) = run(Encoding::chunked(2));
     assert!((direct_loss - cached_loss).abs() <= 1e-6 * direct_loss.abs().max(1.0), "loss {direct_loss} vs {cached_loss}");
     assert_eq!(direct.keys().collect::<Vec<_>>(), cached.keys().collect::<Vec<_>>(), "different parameters got gradients");
     assert!(direct.len() > 20, "only {} parameters got a gradient", direct.len());

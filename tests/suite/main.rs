@@ -16,6 +16,7 @@ mod dataset_fuzz;
 mod datasets;
 mod heads;
 mod paper_recipe;
+mod precision;
 mod retrieval_metrics;
 mod sinkhorn_kernel;
 mod sinkhorn_pot_f32;

@@ -203,3 +203,24 @@ fn a_teacher_file_replaces_the_builtin_one() {
     let err = train::<B>(&missing, &dir.path().join("bad"), &Default::default(), &options).unwrap_err();
     assert!(format!("{err:#}").contains("/no/such/teacher.safetensors"), "{err:#}");
 }
+
+/// The tokenizer trainer learns its tokens in hash order; otclip renumbers them by their text,
+/// so the same captions give the same ids in every run (and so the same training run).
+#[test]
+fn a_trained_tokenizer_numbers_its_tokens_the_same_every_time() {
+    let split = generate(&SyntheticConfig::new().with_train_images(60).with_image_size(16), Split::Train).unwrap();
+    let captions = || split.dataset.entries.iter().flat_map(|e| e.captions.iter().map(String::as_str)).collect::<Vec<_>>();
+    let vocabularies: Vec<_> = (0..4)
+        .map(|_| {
+            let tokenizer = CaptionTokenizer::train(captions().into_iter(), 300, 32).unwrap();
+            let mut vocab: Vec<(String, u32)> = tokenizer.tokenizer().get_vocab(true).into_iter().collect();
+            vocab.sort();
+            vocab
+        })
+        .collect();
+    assert!(vocabularies[0].len() > 100, "a vocabulary of {} tokens", vocabularies[0].len());
+    assert!(vocabularies.iter().all(|v| *v == vocabularies[0]), "the same captions gave differently numbered vocabularies");
+    let tokenizer = CaptionTokenizer::train(captions().into_iter(), 300, 32).unwrap();
+    let ids = |t: &str| tokenizer.tokenizer().token_to_id(t);
+    assert_eq!((ids("[PAD]"), ids("[UNK]"), ids("[CLS]"), ids("[SEP]"), ids("[MASK]")), (Some(0), Some(1), Some(2), Some(3), Some(4)));
+}
