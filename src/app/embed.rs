@@ -8,8 +8,9 @@ use otclip_kernels::SinkhornBackend;
 
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::transform::EvalTransform;
-use crate::data::ImageNormalization;
-use crate::model::{Pooling, TextBatch};
+use crate::data::decode::decode_image;
+use crate::data::{ImageLimits, ImageNormalization};
+use crate::model::{Pooling, TextBatch, VitConfig};
 use crate::weights::{load_image_tower, load_text_tower, TowerSource};
 
 /// What to embed.
@@ -76,9 +77,7 @@ impl InferenceTask for EmbedTask {
                 let (pixels, n, size) = match &self.input {
                     EmbedInput::PixelValues(path) => {
                         let array = crate::npy::read(path)?;
-                        if array.shape.len() != 4 || array.shape[1] != 3 {
-                            bail!("{}: expected pixel values of shape [n, 3, H, W], found {:?}", path.display(), array.shape);
-                        }
+                        check_pixel_values(path, &array, &tower.config)?;
                         let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
                         (data, array.shape[0], [array.shape[2], array.shape[3]])
                     }
@@ -104,6 +103,9 @@ impl InferenceTask for EmbedTask {
                 count = n;
             }
         }
+        if rows.iter().any(|v| !v.is_finite()) {
+            bail!("the embeddings came out non-finite (NaN or infinite); the checkpoint's weights may be corrupt; nothing was written to {}", self.out.display());
+        }
         let dim = if count == 0 { 0 } else { rows.len() / count };
         crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
         Ok(EmbedSummary { rows: count, dim })
@@ -115,6 +117,25 @@ impl EmbedTask {
         dispatch_inference(spec, false, self)
     }
 }
+
+/// An error unless `array` is `[n, 3, H, W]` with H and W positive multiples of the patch size
+/// (the positions are resized to other grids) up to [`MAX_PIXEL_SIDE`], and every value is finite.
+fn check_pixel_values(path: &Path, array: &crate::npy::NpyArray, config: &VitConfig) -> Result<()> {
+    let (side, patch) = (config.image_size, config.patch_size);
+    let expected = format!("[n, 3, {side}, {side}] (or sides that are multiples of {patch}, up to {MAX_PIXEL_SIDE})");
+    let fits = |d: usize| d >= patch && d % patch == 0 && d <= MAX_PIXEL_SIDE;
+    match array.shape.as_slice() {
+        [_, 3, h, w] if fits(*h) && fits(*w) => {}
+        shape => bail!("{}: pixel values of shape {shape:?}; expected {expected} for this tower", path.display()),
+    }
+    if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
+        bail!("{}: pixel value {at} (flat index) is {}; expected finite pixel values", path.display(), array.data[at]);
+    }
+    Ok(())
+}
+
+/// The largest image side `--pixel-values` takes.
+const MAX_PIXEL_SIDE: usize = 4096;
 
 /// The images of a folder (sorted, by extension) or the paths listed in a file.
 fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
@@ -136,7 +157,7 @@ fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
 /// Resizes the shorter side to `size` (Pillow's bicubic), crops the centre and normalises: CHW,
 /// as HF's CLIP image processor does.
 fn preprocess(path: &Path, size: usize, normalization: &ImageNormalization) -> Result<Vec<f32>> {
-    let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let image = decode_image(path, ImageLimits::default()).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let size = size as u32;
     EvalTransform { resize: size, crop: size }.apply(&image, normalization)
 }

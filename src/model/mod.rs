@@ -3,10 +3,12 @@
 
 pub mod attention;
 pub mod bert;
+pub mod checks;
 pub mod dual;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
+pub use checks::ConfigValueError;
 pub use dual::{DualEncoder, DualEncoderConfig, Preset};
 pub use vit::{VitConfig, VitModel};
 

@@ -127,6 +127,9 @@ impl CaptionTokenizer {
     }
 
     fn wrap(mut tokenizer: Tokenizer, max_length: usize) -> Result<Self> {
+        if max_length == 0 {
+            bail!("max_length = 0: expected at least 1 token per caption");
+        }
         let pad_id = tokenizer
             .get_padding()
             .map(|p| p.pad_id)
@@ -153,6 +156,26 @@ impl CaptionTokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The largest id [`Self::encode_batch`] can emit: the vocabulary's and the added tokens'
+    /// (ids from `unknown_from` on become `unk`), and the padding id.
+    pub fn max_id(&self) -> u32 {
+        let emitted = self.inner.get_vocab(true).into_values().map(|id| match self.unknown_from {
+            Some((first, unk)) if id >= first => unk,
+            _ => id,
+        });
+        emitted.fold(self.pad_id, u32::max)
+    }
+
+    /// An error unless every id this tokenizer emits has a row in a model vocabulary of
+    /// `vocab_size` (else the embedding lookup fails mid-forward). `origin` names the files.
+    pub fn check_fits(&self, vocab_size: usize, origin: &str) -> Result<()> {
+        let max_id = self.max_id() as usize;
+        if max_id >= vocab_size {
+            bail!("{origin}: the tokenizer emits ids up to {max_id}, but vocab_size = {vocab_size}; expected the tokenizer that belongs to this model");
+        }
+        Ok(())
     }
 
     pub fn max_length(&self) -> usize {

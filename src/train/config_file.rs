@@ -64,7 +64,13 @@ impl TrainConfig {
         if matches!(self.model.text_tower, Some(TowerSource::Timm { .. })) {
             bail!("model.text_tower = `{}`: timm holds image models only; use hf:DIR", self.model.text_tower.as_ref().expect("matched"));
         }
+        if let DataSource::Synthetic(synthetic) = &self.data.source {
+            synthetic.validate()?;
+        }
+        self.tokenizer.validate()?;
+        self.model.validate()?;
         self.optim.validate()?;
+        self.eval.validate()?;
         self.train.validate()?;
         self.loss.validate()?;
         Ok(())

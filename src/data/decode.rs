@@ -1,0 +1,105 @@
+//! Decoding image files within limits: a small file may declare an enormous image (a
+//! "decompression bomb"), so the size in its header is checked before any pixel is decoded.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use super::collector::SkipReason;
+
+/// How large an image may be. The default, 40 megapixels (a 7300 × 5500 photo), is far above
+/// what a 224 or 384 px pipeline needs and keeps one decoded image under 160 MB (RGBA).
+/// A dataset spec sets it with `max_pixels=N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// The most pixels (width × height) an image may have.
+    pub max_pixels: u64,
+}
+
+impl ImageLimits {
+    pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self { max_pixels: Self::DEFAULT_MAX_PIXELS }
+    }
+}
+
+impl FromStr for ImageLimits {
+    type Err = anyhow::Error;
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text.trim().parse::<u64>() {
+            Ok(max_pixels) if (1..=1u64 << 32).contains(&max_pixels) => Ok(Self { max_pixels }),
+            _ => anyhow::bail!("max_pixels={text}: expected a whole number of pixels from 1 to 4294967296"),
+        }
+    }
+}
+
+/// Why an image did not decode.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// The header declares more pixels than the limit allows.
+    TooLarge { width: u32, height: u32, max_pixels: u64 },
+    /// The decoder failed (corrupt or truncated data, an unsupported format, I/O).
+    Image(image::ImageError),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooLarge { width, height, max_pixels } => {
+                write!(f, "{width} × {height} pixels exceed the limit of {max_pixels} (max_pixels=)")
+            }
+            DecodeError::Image(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl DecodeError {
+    /// The skip reason and the message, for `data check` and the dataset's skip list.
+    pub fn skip_reason(&self) -> (SkipReason, Option<String>) {
+        match self {
+            DecodeError::TooLarge { .. } => (SkipReason::ImageTooLarge, Some(self.to_string())),
+            DecodeError::Image(error) => classify_decode_error(error),
+        }
+    }
+}
+
+/// Decodes the image at `path` if its declared size is within `limits`; the decoder's own
+/// allocations are capped at 8 bytes per allowed pixel.
+pub fn decode_image(path: &Path, limits: ImageLimits) -> Result<DynamicImage, DecodeError> {
+    let mut reader = ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| DecodeError::Image(e.into()))?;
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(image_limits);
+    let decoder = reader.into_decoder().map_err(DecodeError::Image)?;
+    let (width, height) = decoder.dimensions();
+    if width as u64 * height as u64 > limits.max_pixels {
+        return Err(DecodeError::TooLarge { width, height, max_pixels: limits.max_pixels });
+    }
+    DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)
+}
+
+/// Truncated (the data ends early) or corrupt (anything else), with the decoder's message.
+pub fn classify_decode_error(error: &image::ImageError) -> (SkipReason, Option<String>) {
+    let message = error.to_string();
+    let lower = message.to_lowercase();
+    let truncated = matches!(error, image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+        || ["eof", "end of file", "unexpected end", "truncat", "not enough data", "no more data", "premature end", "fill whole buffer"]
+            .iter()
+            .any(|k| lower.contains(k));
+    let limited = matches!(error, image::ImageError::Limits(_));
+    let reason = if limited {
+        SkipReason::ImageTooLarge
+    } else if truncated {
+        SkipReason::TruncatedImage
+    } else {
+        SkipReason::CorruptImage
+    };
+    (reason, Some(message))
+}
