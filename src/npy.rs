@@ -19,7 +19,7 @@ pub struct NpyArray {
 pub fn read(path: &Path) -> Result<NpyArray> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let file_len = file.metadata().with_context(|| format!("cannot read the size of {}", path.display()))?.len();
-    check_header_length(path, &file, file_len)?;
+    let data_start = check_header_length(path, &file, file_len)?;
     let npy = npyz::NpyFile::new(BufReader::new(file)).with_context(|| format!("{} is not a .npy file", path.display()))?;
     if npy.order() != npyz::Order::C {
         bail!("{}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray", path.display());
@@ -33,12 +33,13 @@ pub fn read(path: &Path) -> Result<NpyArray> {
     };
     let elements = npy.shape().iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     let bytes = elements.and_then(|n| n.checked_mul(width));
-    if !bytes.is_some_and(|b| b <= file_len) {
+    if !bytes.is_some_and(|b| b <= file_len - data_start) {
         bail!(
-            "{}: the header declares shape {:?} ({} bytes of data), but the file has {file_len} bytes; truncated or not a valid .npy",
+            "{}: the header declares shape {:?} ({} bytes of data), but the file has {} after its header; truncated or not a valid .npy",
             path.display(),
             npy.shape(),
-            bytes.map_or("more than 2^64".into(), |b| b.to_string())
+            bytes.map_or("more than 2^64".into(), |b| b.to_string()),
+            file_len - data_start
         );
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
@@ -50,8 +51,9 @@ pub fn read(path: &Path) -> Result<NpyArray> {
     Ok(NpyArray { shape, data })
 }
 
-/// An error unless the header length the preamble declares fits in the file (npyz allocates it).
-fn check_header_length(path: &Path, mut file: &File, file_len: u64) -> Result<()> {
+/// Where the data starts: an error unless the header length the preamble declares fits in the
+/// file (npyz allocates it).
+fn check_header_length(path: &Path, mut file: &File, file_len: u64) -> Result<u64> {
     let mut preamble = [0u8; 12];
     let read = file.read(&mut preamble).with_context(|| format!("cannot read {}", path.display()))?;
     file.seek(SeekFrom::Start(0)).with_context(|| format!("cannot read {}", path.display()))?;
@@ -66,7 +68,7 @@ fn check_header_length(path: &Path, mut file: &File, file_len: u64) -> Result<()
     if preamble_len + header_len > file_len {
         bail!("{}: the header declares {header_len} bytes, but the file has {file_len}; truncated or not a .npy file", path.display());
     }
-    Ok(())
+    Ok(preamble_len + header_len)
 }
 
 /// Reads a 2-D array, naming the file when it is not one.

@@ -18,9 +18,11 @@ pub struct ImageLimits {
     pub max_pixels: u64,
 }
 
+// ANCHOR: image_limits
 impl ImageLimits {
     pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 }
+// ANCHOR_END: image_limits
 
 impl Default for ImageLimits {
     fn default() -> Self {

@@ -5,6 +5,7 @@
 
 use super::{BertConfig, DualEncoderConfig, VitConfig};
 
+// ANCHOR: limits
 /// The widest hidden, intermediate or projection size accepted (ViT-22B is 6144 wide).
 pub const MAX_WIDTH: usize = 1 << 16;
 /// The most layers accepted.
@@ -15,6 +16,7 @@ pub const MAX_VOCAB: usize = 1 << 22;
 pub const MAX_POSITIONS: usize = 1 << 16;
 /// The most parameters of one tower: 2³¹, 8 GiB in f32 (ViT-bigG has 1.8 billion).
 pub const MAX_TOWER_PARAMETERS: u128 = 1 << 31;
+// ANCHOR_END: limits
 
 /// A config value out of range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
