@@ -68,7 +68,33 @@ fn check_header_length(path: &Path, mut file: &File, file_len: u64) -> Result<u6
     if preamble_len + header_len > file_len {
         bail!("{}: the header declares {header_len} bytes, but the file has {file_len}; truncated or not a .npy file", path.display());
     }
+    let mut header = vec![0u8; header_len as usize];
+    file.seek(SeekFrom::Start(preamble_len)).and_then(|_| file.read_exact(&mut header)).with_context(|| format!("cannot read the header of {}", path.display()))?;
+    file.seek(SeekFrom::Start(0)).with_context(|| format!("cannot read {}", path.display()))?;
+    let data_bytes = file_len - preamble_len - header_len;
+    let header = String::from_utf8_lossy(&header);
+    let Some(shape) = header_shape(&header) else {
+        bail!("{}: the header has no readable `shape`", path.display());
+    };
+    let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    // The narrowest dtype read is f4; a wider one is checked again once npyz names it.
+    if !elements.and_then(|n| n.checked_mul(4)).is_some_and(|b| b <= data_bytes) {
+        bail!(
+            "{}: the header declares shape {shape:?} ({} elements), but the file has {data_bytes} bytes after its header; truncated or not a valid .npy",
+            path.display(),
+            elements.map_or("more than 2^64".into(), |n| n.to_string())
+        );
+    }
     Ok(preamble_len + header_len)
+}
+
+/// The `shape` tuple of a `.npy` header dict (`'shape': (2, 3)`), if it reads as one.
+fn header_shape(header: &str) -> Option<Vec<u64>> {
+    let at = header.find("'shape'").or_else(|| header.find("\"shape\""))?;
+    let rest = &header[at..];
+    let (open, close) = (rest.find('(')?, rest.find(')')?);
+    let inner = rest.get(open + 1..close)?;
+    inner.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.trim_end_matches('L').parse().ok()).collect()
 }
 
 /// Reads a 2-D array, naming the file when it is not one.

@@ -45,8 +45,10 @@ impl FromStr for ImageLimits {
 pub enum DecodeError {
     /// The header declares more pixels than the limit allows.
     TooLarge { width: u32, height: u32, max_pixels: u64 },
-    /// The decoder failed (corrupt or truncated data, an unsupported format, I/O).
-    Image(image::ImageError),
+    /// The header did not decode: not an image, an unsupported format, or I/O.
+    Header(image::ImageError),
+    /// The header decoded but the pixels did not: truncated or corrupt data.
+    Pixels(image::ImageError),
 }
 
 impl fmt::Display for DecodeError {
@@ -55,7 +57,7 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLarge { width, height, max_pixels } => {
                 write!(f, "{width} × {height} pixels exceed the limit of {max_pixels} (max_pixels=)")
             }
-            DecodeError::Image(error) => write!(f, "{error}"),
+            DecodeError::Header(error) | DecodeError::Pixels(error) => write!(f, "{error}"),
         }
     }
 }
@@ -67,7 +69,9 @@ impl DecodeError {
     pub fn skip_reason(&self) -> (SkipReason, Option<String>) {
         match self {
             DecodeError::TooLarge { .. } => (SkipReason::ImageTooLarge, Some(self.to_string())),
-            DecodeError::Image(error) => classify_decode_error(error),
+            DecodeError::Header(error @ image::ImageError::Limits(_)) => (SkipReason::ImageTooLarge, Some(error.to_string())),
+            DecodeError::Header(error) => (SkipReason::CorruptImage, Some(error.to_string())),
+            DecodeError::Pixels(error) => classify_decode_error(error),
         }
     }
 }
@@ -75,24 +79,25 @@ impl DecodeError {
 /// Decodes the image at `path` if its declared size is within `limits`; the decoder's own
 /// allocations are capped at 8 bytes per allowed pixel.
 pub fn decode_image(path: &Path, limits: ImageLimits) -> Result<DynamicImage, DecodeError> {
-    let mut reader = ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| DecodeError::Image(e.into()))?;
+    let mut reader = ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|e| DecodeError::Header(e.into()))?;
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(image_limits);
-    let decoder = reader.into_decoder().map_err(DecodeError::Image)?;
+    let decoder = reader.into_decoder().map_err(DecodeError::Header)?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > limits.max_pixels {
         return Err(DecodeError::TooLarge { width, height, max_pixels: limits.max_pixels });
     }
-    DynamicImage::from_decoder(decoder).map_err(DecodeError::Image)
+    DynamicImage::from_decoder(decoder).map_err(DecodeError::Pixels)
 }
 
-/// Truncated (the data ends early) or corrupt (anything else), with the decoder's message.
+/// For pixel data that failed to decode: too large for the decoder's limits, truncated (the
+/// data ends early) or corrupt (anything else), with the decoder's message.
 pub fn classify_decode_error(error: &image::ImageError) -> (SkipReason, Option<String>) {
     let message = error.to_string();
     let lower = message.to_lowercase();
     let truncated = matches!(error, image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
-        || ["eof", "end of file", "unexpected end", "truncat", "not enough data", "no more data", "premature end", "fill whole buffer"]
+        || ["eof", "end of file", "unexpected end", "truncat", "not enough data", "not enough bytes", "no more data", "premature end", "fill whole buffer"]
             .iter()
             .any(|k| lower.contains(k));
     let limited = matches!(error, image::ImageError::Limits(_));

@@ -286,8 +286,10 @@ pub fn is_run(root: &Path) -> bool {
 /// A recorder error as a message naming the operation and the file, without burn's advice about
 /// its 0.14 format change (which misleads for a truncated or corrupt file).
 pub fn record_error(operation: &str, path: &Path, error: burn::record::RecorderError) -> anyhow::Error {
-    let message = error.to_string();
-    let message = message.split("\nThe internal data format has changed").next().unwrap_or_default().trim();
+    let full = error.to_string();
+    let message = full.split("The internal data format has changed").next().unwrap_or_default().trim_end();
+    let message = message.strip_suffix("\\n").unwrap_or(message).trim_end();
+    let message = message.strip_prefix("Unknown(\"").unwrap_or(message);
     match operation {
         "load" => {
             let size = fs::metadata(path).map(|m| format!("{} bytes", m.len())).unwrap_or_else(|_| "unreadable".into());

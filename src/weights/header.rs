@@ -21,13 +21,6 @@ pub struct TensorEntry {
     pub data_offsets: [u64; 2],
 }
 
-impl TensorEntry {
-    /// Whether the dtype is a floating-point one.
-    pub fn is_float(&self) -> bool {
-        matches!(self.dtype.as_str(), "F64" | "F32" | "F16" | "BF16")
-    }
-}
-
 /// Bytes per element of a safetensors dtype.
 fn dtype_bytes(dtype: &str) -> Option<u64> {
     Some(match dtype {

@@ -158,10 +158,12 @@ fn a_decompression_bomb_is_skipped_as_too_large_and_the_limit_is_configurable() 
 fn a_truncated_jpeg_is_labelled_truncated_not_corrupt() {
     let dir = tempfile::tempdir().unwrap();
     write_image(&dir.path().join("images/a.jpg"), 1);
+    // A photo-sized JPEG cut in its pixel data, well after the headers.
     let cut = dir.path().join("images/cut.jpg");
-    write_image(&cut, 2);
+    image::RgbImage::from_fn(256, 256, |x, y| image::Rgb([(x * y % 251) as u8, (x * 31 % 253) as u8, (y * 17 % 241) as u8])).save(&cut).unwrap();
     let bytes = std::fs::read(&cut).unwrap();
-    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(bytes.len() > 8000, "the JPEG is {} bytes", bytes.len());
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let garbage = dir.path().join("images/garbage.jpg");
     std::fs::write(&garbage, b"\xff\xd8\xff\xe0 this is not a JPEG at all, just text pretending").unwrap();
     std::fs::write(dir.path().join("pairs.csv"), "image,caption\nimages/a.jpg,a cat\nimages/cut.jpg,cut\nimages/garbage.jpg,junk\n").unwrap();

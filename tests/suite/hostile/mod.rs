@@ -17,14 +17,15 @@ use sha2::{Digest, Sha256};
 /// What a panic, an abort or a failed allocation prints.
 const CRASH_TEXT: [&str; 6] = ["panicked at", "RUST_BACKTRACE", "double free", "memory allocation of", "stack overflow", "core dumped"];
 
-/// Runs `otclip args` and asserts that it fails cleanly: exit code 1 (an error, not a panic's
-/// 101 nor a signal), no crash text, and a message containing every one of `needles`.
+/// Runs `otclip args` and asserts that it fails cleanly: exit code 1 (an error) or 2 (the
+/// command line's parser), not a panic's 101 nor a signal; no crash text; and a message
+/// containing every one of `needles`.
 /// Returns the standard error.
 pub fn refused(args: &[&str], needles: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).env("RUST_BACKTRACE", "0").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let label = args.join(" ");
-    assert_eq!(out.status.code(), Some(1), "otclip {label}: expected a clean error (exit 1), got {:?}\n{stderr}", out.status);
+    assert!(matches!(out.status.code(), Some(1 | 2)), "otclip {label}: expected a clean error (exit 1 or 2), got {:?}\n{stderr}", out.status);
     for crash in CRASH_TEXT {
         assert!(!stderr.contains(crash), "otclip {label}: crashed (`{crash}`):\n{stderr}");
     }
