@@ -49,6 +49,8 @@ pub enum DecodeError {
     Header(image::ImageError),
     /// The header decoded but the pixels did not: truncated or corrupt data.
     Pixels(image::ImageError),
+    /// A JPEG without its end-of-image marker: cut short, even where the decoder fills in the rest.
+    MissingEnd,
 }
 
 impl fmt::Display for DecodeError {
@@ -58,6 +60,7 @@ impl fmt::Display for DecodeError {
                 write!(f, "{width} × {height} pixels exceed the limit of {max_pixels} (max_pixels=)")
             }
             DecodeError::Header(error) | DecodeError::Pixels(error) => write!(f, "{error}"),
+            DecodeError::MissingEnd => write!(f, "the JPEG ends before its end-of-image marker"),
         }
     }
 }
@@ -72,6 +75,7 @@ impl DecodeError {
             DecodeError::Header(error @ image::ImageError::Limits(_)) => (SkipReason::ImageTooLarge, Some(error.to_string())),
             DecodeError::Header(error) => (SkipReason::CorruptImage, Some(error.to_string())),
             DecodeError::Pixels(error) => classify_decode_error(error),
+            DecodeError::MissingEnd => (SkipReason::TruncatedImage, Some(self.to_string())),
         }
     }
 }
@@ -83,12 +87,30 @@ pub fn decode_image(path: &Path, limits: ImageLimits) -> Result<DynamicImage, De
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(image_limits);
+    let jpeg = reader.format() == Some(image::ImageFormat::Jpeg);
     let decoder = reader.into_decoder().map_err(DecodeError::Header)?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > limits.max_pixels {
         return Err(DecodeError::TooLarge { width, height, max_pixels: limits.max_pixels });
     }
-    DynamicImage::from_decoder(decoder).map_err(DecodeError::Pixels)
+    let image = DynamicImage::from_decoder(decoder).map_err(DecodeError::Pixels)?;
+    if jpeg && !ends_with_jpeg_eoi(path) {
+        return Err(DecodeError::MissingEnd);
+    }
+    Ok(image)
+}
+
+/// Whether the file ends with a JPEG end-of-image marker (`FF D9`), allowing trailing padding.
+fn ends_with_jpeg_eoi(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else { return false };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(len.saturating_sub(64))).and_then(|_| file.read_to_end(&mut tail)).is_err() {
+        return false;
+    }
+    let end = tail.iter().rposition(|&b| b != 0 && b != b'\n' && b != b'\r' && b != b' ').map_or(0, |i| i + 1);
+    end >= 2 && tail[end - 2..end] == [0xFF, 0xD9]
 }
 
 /// For pixel data that failed to decode: too large for the decoder's limits, truncated (the

@@ -293,7 +293,7 @@ pub fn record_error(operation: &str, path: &Path, error: burn::record::RecorderE
     match operation {
         "load" => {
             let size = fs::metadata(path).map(|m| format!("{} bytes", m.len())).unwrap_or_else(|_| "unreadable".into());
-            anyhow!("cannot load {} ({size}): the file is truncated, corrupt or not an otclip checkpoint; use another checkpoint (e.g. --checkpoint last) or train again. The decoder said: {message}", path.display())
+            anyhow!("cannot load {} ({size}): the file is truncated, corrupt or not an otclip checkpoint; try another checkpoint (e.g. --checkpoint last) or train again. The decoder said: {message}", path.display())
         }
         _ => anyhow!("cannot {operation} {}: {message} (is the disk full or the folder read-only?)", path.display()),
     }
