@@ -3,7 +3,9 @@
 //! Each error names the config key (the Hugging Face name, which the fields follow), its value
 //! and what was expected; the caller adds the file.
 
-use super::{BertConfig, DualEncoderConfig, VitConfig};
+use super::bert::BertConfig;
+use super::dual::DualEncoderConfig;
+use super::vit::VitConfig;
 
 // ANCHOR: limits
 /// The widest hidden, intermediate or projection size accepted (ViT-22B is 6144 wide).
@@ -157,7 +159,7 @@ impl ConfigValueError {
 impl DualEncoderConfig {
     /// Checks both towers and the projection width; a tower's key is prefixed by its field
     /// (`vision.`, `text.`), as in a run's `model.json`.
-    pub fn validate(&self) -> Checked {
+    pub fn validate_towers(&self) -> Checked {
         self.vision.validate().map_err(|e| e.prefixed("vision."))?;
         self.text.validate().map_err(|e| e.prefixed("text."))?;
         size("projection_dim", self.projection_dim, 1, MAX_WIDTH)

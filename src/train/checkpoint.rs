@@ -147,7 +147,7 @@ impl RunDir {
         let config = TrainConfig::load(&self.path("config.toml"), &[])?;
         let model_path = self.path("model.json");
         let model_config = DualEncoderConfig::load(&model_path).map_err(|e| anyhow!("cannot read {}: {e}", model_path.display()))?;
-        model_config.validate().map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+        model_config.validate_towers().map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
         let tokenizer_path = self.path("tokenizer.json");
         let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, config.tokenizer.max_length)?;
         tokenizer.check_fits(model_config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), model_path.display()))?;

@@ -158,7 +158,7 @@ fn squeeze(shape: &[usize]) -> Vec<usize> {
 pub fn load_exported<B: Backend>(dir: &Path, device: &B::Device) -> Result<(DualEncoder<B>, DualEncoderConfig, LoadReport)> {
     let json = JsonFile::config_of(dir)?;
     let config = json.parse::<ExportedConfig>()?.otclip.ok_or_else(|| anyhow!("{}: no `otclip` section (not written by otclip export)", json.path().display()))?;
-    config.validate().map_err(|e| anyhow!("{}: otclip.{e}", json.path().display()))?;
+    config.validate_towers().map_err(|e| anyhow!("{}: otclip.{e}", json.path().display()))?;
     let file = dir.join("model.safetensors");
     let (model, report) = apply_tensors(config.init::<B>(device), read_tensors(&file)?, &KeyMap::new(Layout::Export), &file, false)?;
     Ok((model, config, report))

@@ -110,7 +110,7 @@ proptest! {
         if let Ok(config) = TrainConfig::parse(SYNTHETIC_VI_CONFIG, "mine.toml", &[format!("{key}={value}")]) {
             // What parses is in range: the model it describes can be built.
             prop_assert!(config.validate().is_ok());
-            prop_assert!(config.model_config(config.tokenizer.vocab_size).validate().is_ok(), "{key}={value}");
+            prop_assert!(config.model_config(config.tokenizer.vocab_size).validate_towers().is_ok(), "{key}={value}");
         }
     }
 }
