@@ -41,7 +41,7 @@ pub enum SolverPath {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkhornConfig {
-    /// Entropic regularisation ε; positive and finite.
+    /// Entropic regularisation ε; finite and at least [`Self::MIN_EPS`].
     pub eps: f64,
     /// The KL marginal penalty τ of unbalanced OT, positive and finite; absent for balanced OT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +69,7 @@ impl Default for SinkhornConfig {
 /// A [`SinkhornConfig`] value out of range.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum SinkhornConfigError {
-    #[error("eps = {0}: the entropic regularisation must be positive and finite")]
+    #[error("eps = {0}: the entropic regularisation must be finite and at least 1e-8 (below it cost/eps exceeds the float precision of the potentials)")]
     Eps(f64),
     #[error("tau = {0}: the marginal penalty must be positive and finite; leave tau out for balanced OT")]
     Tau(f64),
@@ -80,6 +80,9 @@ pub enum SinkhornConfigError {
 }
 
 impl SinkhornConfig {
+    /// The smallest ε accepted.
+    pub const MIN_EPS: f64 = 1e-8;
+
     /// The paper's settings (see [`Default`]).
     pub fn new() -> Self {
         Self::default()
@@ -118,7 +121,7 @@ impl SinkhornConfig {
 
     /// Checks that every value is in range.
     pub fn validate(&self) -> Result<(), SinkhornConfigError> {
-        if !(self.eps > 0.0 && self.eps.is_finite()) {
+        if !(self.eps >= Self::MIN_EPS && self.eps.is_finite()) {
             return Err(SinkhornConfigError::Eps(self.eps));
         }
         if let Some(tau) = self.tau {

@@ -8,8 +8,9 @@ use otclip_kernels::SinkhornBackend;
 
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::transform::EvalTransform;
-use crate::data::ImageNormalization;
-use crate::model::{Pooling, TextBatch, VitModel};
+use crate::data::decode::decode_image;
+use crate::data::{ImageLimits, ImageNormalization};
+use crate::model::{Pooling, TextBatch, VitConfig, VitModel};
 use crate::weights::{load_image_tower, load_text_tower, TextTower, TowerSource};
 
 /// What to embed.
@@ -65,9 +66,7 @@ impl InferenceTask for EmbedTask {
                 let (pixels, n, size) = match &self.input {
                     EmbedInput::PixelValues(path) => {
                         let array = crate::npy::read(path)?;
-                        if array.shape.len() != 4 || array.shape[1] != 3 {
-                            bail!("{}: expected pixel values of shape [n, 3, H, W], found {:?}", path.display(), array.shape);
-                        }
+                        check_pixel_values(path, &array, &tower.config)?;
                         let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
                         (data, array.shape[0], [array.shape[2], array.shape[3]])
                     }
@@ -85,6 +84,9 @@ impl InferenceTask for EmbedTask {
                 (embed_pixels(&tower.model, &pixels, size, self.batch_size, self.project, &device)?, n)
             }
         };
+        if rows.iter().any(|v| !v.is_finite()) {
+            bail!("the embeddings came out non-finite (NaN or infinite); the checkpoint's weights may be corrupt; nothing was written to {}", self.out.display());
+        }
         let dim = if count == 0 { 0 } else { rows.len() / count };
         crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
         Ok(EmbedSummary { rows: count, dim })
@@ -126,6 +128,25 @@ pub(crate) fn embed_pixels<B: Backend>(model: &VitModel<B>, pixels: &[f32], size
     Ok(rows)
 }
 
+/// An error unless `array` is `[n, 3, H, W]` with H and W positive multiples of the patch size
+/// (the positions are resized to other grids) up to [`MAX_PIXEL_SIDE`], and every value is finite.
+fn check_pixel_values(path: &Path, array: &crate::npy::NpyArray, config: &VitConfig) -> Result<()> {
+    let (side, patch) = (config.image_size, config.patch_size);
+    let expected = format!("[n, 3, {side}, {side}] (or sides that are multiples of {patch}, up to {MAX_PIXEL_SIDE})");
+    let fits = |d: usize| d >= patch && d % patch == 0 && d <= MAX_PIXEL_SIDE;
+    match array.shape.as_slice() {
+        [_, 3, h, w] if fits(*h) && fits(*w) => {}
+        shape => bail!("{}: pixel values of shape {shape:?}; expected {expected} for this tower", path.display()),
+    }
+    if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
+        bail!("{}: pixel value {at} (flat index) is {}; expected finite pixel values", path.display(), array.data[at]);
+    }
+    Ok(())
+}
+
+/// The largest image side `--pixel-values` takes.
+const MAX_PIXEL_SIDE: usize = 4096;
+
 /// The images of a folder (sorted, by extension) or the paths listed in a file.
 fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
     if path.is_dir() {
@@ -146,7 +167,7 @@ fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
 /// Resizes the shorter side to `size` (Pillow's bicubic), crops the centre and normalises: CHW,
 /// as HF's CLIP image processor does.
 fn preprocess(path: &Path, size: usize, normalization: &ImageNormalization) -> Result<Vec<f32>> {
-    let image = image::open(path).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
+    let image = decode_image(path, ImageLimits::default()).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let size = size as u32;
     EvalTransform { resize: size, crop: size }.apply(&image, normalization)
 }

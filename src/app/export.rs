@@ -2,15 +2,16 @@
 //! `config.json` (as [`export_dual`] writes them), the run's tokenizer, and a
 //! `preprocessor_config.json` with the image size and normalisation it was trained with.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::Backend;
 use otclip_kernels::SinkhornBackend;
 use serde_json::json;
 
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::train::load_run;
+use crate::weights::config::JsonFile;
 use crate::weights::export::export_dual;
 
 pub struct ExportTask {
@@ -23,6 +24,7 @@ impl InferenceTask for ExportTask {
     /// The number of tensors written.
     type Output = usize;
     fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<usize> {
+        refuse_foreign_folder(&self.out)?;
         let run = load_run::<B>(&self.run_dir, &self.checkpoint, &device)?;
         let tensors = export_dual(&run.model, &run.model_config, &self.out)?;
         run.batcher.tokenizer.save(&self.out.join("tokenizer.json"))?;
@@ -36,6 +38,23 @@ impl InferenceTask for ExportTask {
         std::fs::write(&path, serde_json::to_string_pretty(&preprocessor)?).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(tensors)
     }
+}
+
+/// An error unless `out` is absent, empty, or an earlier export (its `config.json` has the
+/// `otclip` section): exporting must not overwrite another model's files.
+fn refuse_foreign_folder(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    if !out.is_dir() {
+        bail!("--out {}: exists and is not a folder", out.display());
+    }
+    let empty = std::fs::read_dir(out).with_context(|| format!("cannot list {}", out.display()))?.next().is_none();
+    let exported = JsonFile::config_of(out).is_ok_and(|json| json.has_key("otclip"));
+    if !empty && !exported {
+        bail!("--out {}: the folder is not empty and holds no otclip export; choose an empty folder or a new path (nothing was written)", out.display());
+    }
+    Ok(())
 }
 
 impl ExportTask {

@@ -78,7 +78,8 @@ impl InferenceTask for TeacherTask {
                     None => None,
                 };
                 let name = [image.as_ref().map(|s| format!("image:{s}")), text.as_ref().map(|d| format!("text:hf:{}", d.display()))];
-                (dataset.clone(), tower_rows(&dataset, images, texts)?, name.into_iter().flatten().collect::<Vec<_>>().join(" "))
+                let rows = tower_rows(&dataset, images, texts)?;
+                (dataset, rows, name.into_iter().flatten().collect::<Vec<_>>().join(" "))
             }
         };
         teacher::save(&self.out, &dataset, &rows, &encoder)?;

@@ -10,18 +10,21 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::decode::{decode_image, ImageLimits};
+
 /// Where an image's pixels come from.
 #[derive(Debug, Clone)]
 pub enum ImageSource {
     Memory(Arc<RgbImage>),
-    File(PathBuf),
+    /// A file, decoded within the limits of its dataset.
+    File(PathBuf, ImageLimits),
 }
 
 impl ImageSource {
     pub fn load(&self) -> Result<RgbImage> {
         match self {
             ImageSource::Memory(image) => Ok(image.as_ref().clone()),
-            ImageSource::File(path) => Ok(image::open(path)
+            ImageSource::File(path, limits) => Ok(decode_image(path, *limits)
                 .with_context(|| format!("cannot read image {}", path.display()))?
                 .to_rgb8()),
         }

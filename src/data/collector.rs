@@ -2,7 +2,7 @@
 //! and a [`Skipped`] entry for each caption or image path it refuses. The [`Collector`] checks
 //! paths (nothing leaves the dataset root) and cleans captions as they come.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -28,7 +28,10 @@ pub enum SkipReason {
     CorruptImage,
     /// The image file ends before its data does.
     TruncatedImage,
-    /// The image path leaves the dataset root (`../../etc/x`, or an absolute path elsewhere).
+    /// The image declares more pixels than `max_pixels=` allows (a decompression bomb).
+    ImageTooLarge,
+    /// The image path leaves the dataset root (`../../etc/x`, an absolute path elsewhere, or a
+    /// symlink that resolves outside the image folder).
     UnsafePath,
     /// A caption that is empty after trimming.
     EmptyCaption,
@@ -44,6 +47,7 @@ impl SkipReason {
             SkipReason::MissingImage => "missing_image",
             SkipReason::CorruptImage => "corrupt_image",
             SkipReason::TruncatedImage => "truncated_image",
+            SkipReason::ImageTooLarge => "image_too_large",
             SkipReason::UnsafePath => "unsafe_path",
             SkipReason::EmptyCaption => "empty_caption",
             SkipReason::MissingLanguage => "missing_language",
@@ -127,6 +131,10 @@ pub struct Collector {
     pub items: Vec<ImageTextItem>,
     pub skipped: Vec<Skipped>,
     unsafe_reported: HashSet<String>,
+    /// Whether each image path checked so far resolves inside its image folder.
+    resolved: HashMap<PathBuf, bool>,
+    /// The image folders with their symlinks resolved.
+    real_roots: HashMap<PathBuf, Option<PathBuf>>,
 }
 
 impl Default for Collector {
@@ -137,13 +145,13 @@ impl Default for Collector {
 
 impl Collector {
     pub fn new() -> Self {
-        Self { items: Vec::new(), skipped: Vec::new(), unsafe_reported: HashSet::new() }
+        Self { items: Vec::new(), skipped: Vec::new(), unsafe_reported: HashSet::new(), resolved: HashMap::new(), real_roots: HashMap::new() }
     }
 
     /// Adds one caption of `image_id`, whose file is `relative` under `image_dir`. `origin` names
     /// the place in the annotation file (for the warning about an empty caption).
     pub fn push(&mut self, image_id: &str, image_dir: &Path, relative: &str, caption: &str, origin: impl FnOnce() -> String) {
-        let Some(image) = safe_join(image_dir, relative) else {
+        let Some(image) = safe_join(image_dir, relative).filter(|image| self.resolves_inside(image_dir, image)) else {
             if self.unsafe_reported.insert(relative.to_string()) {
                 self.skip(format!("{} ({relative})", origin()), SkipReason::UnsafePath);
             }
@@ -155,6 +163,21 @@ impl Collector {
             return;
         }
         self.items.push(ImageTextItem { image_id: image_id.to_string(), image, caption });
+    }
+
+    /// Whether `image`, with its symlinks resolved, stays inside `image_dir` (itself resolved, so
+    /// a symlinked image folder still works). A missing file passes: it is reported as missing.
+    fn resolves_inside(&mut self, image_dir: &Path, image: &Path) -> bool {
+        if let Some(&inside) = self.resolved.get(image) {
+            return inside;
+        }
+        let root = self.real_roots.entry(image_dir.to_path_buf()).or_insert_with(|| image_dir.canonicalize().ok());
+        let inside = match (root, image.canonicalize()) {
+            (Some(root), Ok(real)) => real.starts_with(root),
+            _ => true,
+        };
+        self.resolved.insert(image.to_path_buf(), inside);
+        inside
     }
 
     pub fn skip(&mut self, item: String, reason: SkipReason) {

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::captioned::{CaptionedImages, ImageEntry, ImageSource};
 use super::collector::{ImageTextItem, SkipReason, Skipped};
+use super::decode::{decode_image, ImageLimits};
 use super::format::{Captions, DatasetFormat, DatasetSpec};
 
 /// A dataset read from its native format.
@@ -24,6 +25,8 @@ pub struct ImageTextDataset {
     pub split: Option<String>,
     pub items: Vec<ImageTextItem>,
     pub skipped: Vec<Skipped>,
+    /// The decoding limits (`max_pixels=`), for the check and for loading during training.
+    pub limits: ImageLimits,
 }
 
 /// How thoroughly [`ImageTextDataset::check_images`] looks at each image.
@@ -65,7 +68,9 @@ impl ImageTextDataset {
             split: read.split,
             items: read.collector.items,
             skipped: read.collector.skipped,
+            limits: spec.image_limits()?,
         };
+        dataset.check_unique_ids()?;
         if let Some(list) = spec.get("exclude") {
             dataset.exclude(Path::new(list))?;
         }
@@ -73,6 +78,25 @@ impl ImageTextDataset {
             dataset.keep_first_captions();
         }
         Ok(dataset)
+    }
+
+    /// An error when one image id names two different image files: their captions would be
+    /// mixed under one image. (Several captions of one file under one id are the usual layout.)
+    pub fn check_unique_ids(&self) -> Result<()> {
+        let mut files: HashMap<&str, &Path> = HashMap::new();
+        for item in &self.items {
+            let first = *files.entry(item.image_id.as_str()).or_insert(item.image.as_path());
+            if first != item.image.as_path() {
+                anyhow::bail!(
+                    "{}: image id `{}` names two images, {} and {}; expected one image per id (their captions would be mixed)",
+                    self.name,
+                    item.image_id,
+                    first.display(),
+                    item.image.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Distinct images, in first-appearance order.
@@ -95,7 +119,7 @@ impl ImageTextDataset {
         }
         let failures: HashMap<PathBuf, (SkipReason, Option<String>)> = unique
             .par_iter()
-            .filter_map(|path| probe_image(path, verify).err().map(|failure| (path.to_path_buf(), failure)))
+            .filter_map(|path| probe_image(path, verify, self.limits).err().map(|failure| (path.to_path_buf(), failure)))
             .collect();
         if failures.is_empty() {
             return;
@@ -143,7 +167,7 @@ impl ImageTextDataset {
                 entries.push(ImageEntry {
                     image_id: entries.len() as u64,
                     key: item.image_id.clone(),
-                    image: ImageSource::File(item.image.clone()),
+                    image: ImageSource::File(item.image.clone(), self.limits),
                     captions: Vec::new(),
                 });
                 entries.len() - 1
@@ -177,28 +201,17 @@ impl ImageTextDataset {
     }
 }
 
-/// Opens and (optionally) decodes one image; the error says why it is unusable.
-pub fn probe_image(path: &Path, verify: Verify) -> Result<(), (SkipReason, Option<String>)> {
+/// Opens and (optionally) decodes one image within `limits`; the error says why it is unusable.
+pub fn probe_image(path: &Path, verify: Verify, limits: ImageLimits) -> Result<(), (SkipReason, Option<String>)> {
     if !path.is_file() {
         return Err((SkipReason::MissingImage, None));
     }
     if verify == Verify::Exists {
         return Ok(());
     }
-    let decoded = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(image::ImageError::IoError);
-    match decoded.and_then(|reader| reader.decode()) {
+    match decode_image(path, limits) {
         Ok(image) if image.width() > 0 && image.height() > 0 => Ok(()),
         Ok(_) => Err((SkipReason::CorruptImage, Some("zero-sized image".into()))),
-        Err(error) => Err(classify_decode_error(&error)),
+        Err(error) => Err(error.skip_reason()),
     }
 }
-
-/// Truncated (the data ends early) or corrupt (anything else), with the decoder's message.
-pub fn classify_decode_error(error: &image::ImageError) -> (SkipReason, Option<String>) {
-    let message = error.to_string();
-    let lower = message.to_lowercase();
-    let truncated = matches!(error, image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
-        || ["eof", "end of file", "unexpected end", "truncat", "not enough data", "no more data"].iter().any(|k| lower.contains(k));
-    (if truncated { SkipReason::TruncatedImage } else { SkipReason::CorruptImage }, Some(message))
-}
-

@@ -28,7 +28,7 @@ pub fn hash_images(dataset: &ImageTextDataset) -> Vec<(String, PathBuf, ImageHas
         .into_par_iter()
         .filter_map(|(id, path)| {
             let hasher = HasherConfig::new().hash_size(8, 8).hash_alg(HashAlg::Median).preproc_dct().to_hasher();
-            let image = image::open(&path).ok()?;
+            let image = super::decode::decode_image(&path, dataset.limits).ok()?;
             Some((id, path, hasher.hash_image(&image)))
         })
         .collect()

@@ -95,7 +95,7 @@ impl PartialEq for dyn DatasetFormat {
 impl Eq for dyn DatasetFormat {}
 
 /// Keys every format accepts.
-pub const COMMON_KEYS: [&str; 6] = ["split", "lang", "captions", "images", "verify", "exclude"];
+pub const COMMON_KEYS: [&str; 7] = ["split", "lang", "captions", "images", "verify", "exclude", "max_pixels"];
 
 /// Which captions of each image a dataset keeps (`captions=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Result};
 
 use super::dataset::{ImageTextDataset, Verify};
+use super::decode::ImageLimits;
 use super::format::{Captions, COMMON_KEYS};
 use super::formats;
 
@@ -63,7 +64,16 @@ impl DatasetSpec {
                 bail!("dataset spec `{text}`: verify={verify}; {expected}");
             }
         }
+        spec.image_limits()?;
         Ok(spec)
+    }
+
+    /// The image decoding limits: `max_pixels=N`, else the defaults.
+    pub fn image_limits(&self) -> Result<ImageLimits> {
+        match self.get("max_pixels") {
+            Some(text) => text.parse().map_err(|e| anyhow!("dataset spec `{self}`: {e}")),
+            None => Ok(ImageLimits::default()),
+        }
     }
 
     /// How images are checked when the dataset opens (`verify=decode`, the default, or `exists`).

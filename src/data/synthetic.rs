@@ -78,6 +78,31 @@ impl SyntheticConfig {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Checks the ranges (keys named as in a training config): at least one image per split, a
+    /// side the renderer can draw, the images of a split within 8 GiB, a rate in [0, 1].
+    pub fn validate(&self) -> Result<()> {
+        let key = |name: &str| format!("key `data.synthetic.{name}`");
+        for (name, count) in [("train_images", self.train_images), ("val_images", self.val_images), ("test_images", self.test_images)] {
+            if count == 0 || count > 10_000_000 {
+                bail!("{} = {count}: expected from 1 to 10000000 images (with 0 there is nothing to train or validate on)", key(name));
+            }
+        }
+        if !(8..=1024).contains(&self.image_size) {
+            bail!("{} = {}: expected a side from 8 to 1024 pixels", key("image_size"), self.image_size);
+        }
+        let bytes = self.train_images.max(self.val_images).max(self.test_images) as u128 * (self.image_size as u128).pow(2) * 3;
+        if bytes > 8 << 30 {
+            bail!("{} = {}: {} images of that side need {} GiB in memory; expected at most 8 GiB", key("image_size"), self.image_size, self.train_images, bytes >> 30);
+        }
+        if !(1..=100).contains(&self.captions_per_image) {
+            bail!("{} = {}: expected from 1 to 100 captions", key("captions_per_image"), self.captions_per_image);
+        }
+        if !(0.0..=1.0).contains(&self.hard_negative_rate) {
+            bail!("{} = {}: expected a probability in [0, 1]", key("hard_negative_rate"), self.hard_negative_rate);
+        }
+        Ok(())
+    }
     pub fn with_seed(self, seed: u64) -> Self {
         Self { seed, ..self }
     }

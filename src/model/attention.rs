@@ -27,7 +27,7 @@ pub struct SelfAttention<B: Backend> {
 impl SelfAttentionConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SelfAttention<B> {
         assert!(
-            self.hidden_size % self.num_attention_heads == 0,
+            self.num_attention_heads > 0 && self.hidden_size % self.num_attention_heads == 0,
             "hidden_size {} is not a multiple of num_attention_heads {}",
             self.hidden_size,
             self.num_attention_heads

@@ -51,6 +51,10 @@ impl BertConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
+        // A config from a file is validated where it is read; this catches one built in code.
+        if let Err(error) = self.validate() {
+            panic!("BertConfig: {error}");
+        }
         let d = self.hidden_size;
         let norm = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
         let dropout = || DropoutConfig::new(self.hidden_dropout_prob).init();

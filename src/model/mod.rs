@@ -3,12 +3,14 @@
 
 pub mod attention;
 pub mod bert;
+pub mod checks;
 pub mod dual;
 pub mod head;
 pub mod precision;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
+pub use checks::ConfigValueError;
 pub use dual::{DualEncoder, DualEncoderConfig, Preset};
 pub use head::{HeadConfig, HeadKind};
 pub use precision::Precision;

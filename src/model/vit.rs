@@ -89,12 +89,10 @@ impl VitConfig {
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> VitModel<B> {
-        assert!(
-            self.image_size % self.patch_size == 0,
-            "image_size {} is not a multiple of patch_size {}",
-            self.image_size,
-            self.patch_size
-        );
+        // A config from a file is validated where it is read; this catches one built in code.
+        if let Err(error) = self.validate() {
+            panic!("VitConfig: {error}");
+        }
         let d = self.hidden_size;
         let std = Initializer::Normal { mean: 0.0, std: 0.02 };
         let embeddings = VitEmbeddings {

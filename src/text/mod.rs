@@ -53,9 +53,10 @@ fn add_cls_sep(tokenizer: &mut Tokenizer, vocabulary: &str) -> Result<()> {
 }
 
 /// Renumbers a trained WordPiece vocabulary canonically. The trainer numbers the tokens it
-/// learned in hash order, which differs from run to run, so the same captions gave other ids
+/// learned in hash order, which differs from run to run, so the same vocabulary got other ids
 /// (and another run). The special tokens keep their ids; the learned tokens take the same set of
-/// ids, in the order of their text.
+/// ids, in the order of their text. (Which tokens make the cut can still differ where merges tie
+/// at `vocab_size`: the trainer breaks such ties in hash order too.)
 fn canonical_ids(tokenizer: Tokenizer) -> Result<Tokenizer> {
     let text = tokenizer.to_string(false).map_err(|e| anyhow!("cannot serialise the trained tokenizer: {e}"))?;
     let mut json: serde_json::Value = serde_json::from_str(&text)?;
@@ -147,6 +148,9 @@ impl CaptionTokenizer {
     }
 
     fn wrap(mut tokenizer: Tokenizer, max_length: usize) -> Result<Self> {
+        if max_length == 0 {
+            bail!("max_length = 0: expected at least 1 token per caption");
+        }
         let pad_id = tokenizer
             .get_padding()
             .map(|p| p.pad_id)
@@ -173,6 +177,26 @@ impl CaptionTokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// The largest id [`Self::encode_batch`] can emit: the vocabulary's and the added tokens'
+    /// (ids from `unknown_from` on become `unk`), and the padding id.
+    pub fn max_id(&self) -> u32 {
+        let emitted = self.inner.get_vocab(true).into_values().map(|id| match self.unknown_from {
+            Some((first, unk)) if id >= first => unk,
+            _ => id,
+        });
+        emitted.fold(self.pad_id, u32::max)
+    }
+
+    /// An error unless every id this tokenizer emits has a row in a model vocabulary of
+    /// `vocab_size` (else the embedding lookup fails mid-forward). `origin` names the files.
+    pub fn check_fits(&self, vocab_size: usize, origin: &str) -> Result<()> {
+        let max_id = self.max_id() as usize;
+        if max_id >= vocab_size {
+            bail!("{origin}: the tokenizer emits ids up to {max_id}, but vocab_size = {vocab_size}; expected the tokenizer that belongs to this model");
+        }
+        Ok(())
     }
 
     pub fn max_length(&self) -> usize {

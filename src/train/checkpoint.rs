@@ -75,15 +75,46 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
+/// The file that marks a folder as an otclip run directory.
+pub const RUN_MARKER: &str = ".otclip-run";
+
 impl RunDir {
-    /// Creates the run directory and checks that it is writable.
+    /// Creates the run directory and checks that it is writable. A folder that already exists
+    /// must be empty or an otclip run (marked by [`RUN_MARKER`], or an older run's `model.json`),
+    /// so a mistyped `--out` never overwrites or appends to someone's files.
     pub fn create(root: &Path) -> Result<Self> {
+        if root.exists() {
+            if !root.is_dir() {
+                bail!("--out {}: exists and is not a folder; expected an empty folder, an otclip run, or a new path", root.display());
+            }
+            let entries = fs::read_dir(root).with_context(|| format!("cannot list the output directory {}", root.display()))?;
+            let first = entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).min();
+            if let (Some(first), false) = (first, is_run(root)) {
+                bail!(
+                    "--out {}: the folder is not empty (it holds `{first}`…) and is not an otclip run; choose an empty folder or a new path (nothing was written)",
+                    root.display()
+                );
+            }
+        }
         fs::create_dir_all(root.join("checkpoints"))
             .with_context(|| format!("cannot create the output directory {}", root.display()))?;
-        let probe = root.join(".write-test");
-        fs::write(&probe, b"ok").with_context(|| format!("the output directory {} is not writable", root.display()))?;
-        fs::remove_file(&probe).ok();
+        let marker = root.join(RUN_MARKER);
+        fs::write(&marker, b"an otclip run directory\n").with_context(|| format!("the output directory {} is not writable (writing {})", root.display(), marker.display()))?;
         Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// Opens `metrics.jsonl` for appending. `fresh`: a run that starts at step 0 empties it
+    /// first, so the rows of an earlier attempt that never checkpointed are not mixed in.
+    pub fn open_metrics(&self, fresh: bool) -> Result<fs::File> {
+        let path = self.path("metrics.jsonl");
+        let mut options = fs::OpenOptions::new();
+        options.create(true);
+        if fresh {
+            options.write(true).truncate(true);
+        } else {
+            options.append(true);
+        }
+        options.open(&path).with_context(|| format!("cannot open {} for writing", path.display()))
     }
 
     pub fn open(root: &Path) -> Result<Self> {
@@ -102,8 +133,10 @@ impl RunDir {
     }
 
     pub fn write_setup(&self, config: &TrainConfig, model: &DualEncoderConfig, tokenizer: &CaptionTokenizer) -> Result<()> {
-        fs::write(self.path("config.toml"), config.to_toml()?)?;
-        model.save(self.path("model.json")).map_err(|e| anyhow!("cannot write model.json: {e}"))?;
+        let path = self.path("config.toml");
+        fs::write(&path, config.to_toml()?).with_context(|| format!("cannot write {}", path.display()))?;
+        let path = self.path("model.json");
+        model.save(&path).map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
         tokenizer.save(&self.path("tokenizer.json"))
     }
 
@@ -112,11 +145,15 @@ impl RunDir {
     /// records; older runs: the model's image size and ImageNet's statistics).
     pub fn read_setup(&self) -> Result<(TrainConfig, DualEncoderConfig, Batcher)> {
         let config = TrainConfig::load(&self.path("config.toml"), &[])?;
-        let model_json = self.path("model.json");
-        let text = fs::read_to_string(&model_json).with_context(|| format!("cannot read {}", model_json.display()))?;
-        let value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", model_json.display()))?;
-        let model_config = DualEncoderConfig::from_json(value, &model_json)?;
-        let tokenizer = CaptionTokenizer::from_file(&self.path("tokenizer.json"), config.tokenizer.max_length)?;
+        let model_path = self.path("model.json");
+        let text = fs::read_to_string(&model_path).with_context(|| format!("cannot read {}", model_path.display()))?;
+        let value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", model_path.display()))?;
+        let model_config = DualEncoderConfig::from_json(value, &model_path)?;
+        model_config.validate_towers().map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+        model_config.validate().map_err(|e| anyhow!("{}: {e}", model_path.display()))?;
+        let tokenizer_path = self.path("tokenizer.json");
+        let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, config.tokenizer.max_length)?;
+        tokenizer.check_fits(model_config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), model_path.display()))?;
         let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size as u32);
         let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };
         Ok((config, model_config, batcher))
@@ -136,22 +173,23 @@ impl RunDir {
         let tmp = self.checkpoint(&format!("{name}.tmp"));
         let old = self.checkpoint(&format!("{name}.old"));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp)?;
-        model.clone().save_file(tmp.join("model"), &CheckpointRecorder::new()).map_err(|e| anyhow!("saving the model: {e}"))?;
+        fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        model.clone().save_file(tmp.join("model"), &CheckpointRecorder::new()).map_err(|e| record_error("write", &tmp.join("model.mpk"), e))?;
         extra(&tmp)?;
-        fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?)?;
+        let state_path = tmp.join("state.json");
+        fs::write(&state_path, serde_json::to_string_pretty(state)?).with_context(|| format!("cannot write {}", state_path.display()))?;
         let _ = fs::remove_dir_all(&old);
         if final_dir.exists() {
-            fs::rename(&final_dir, &old)?;
+            fs::rename(&final_dir, &old).with_context(|| format!("cannot rename {} to {}", final_dir.display(), old.display()))?;
         }
-        fs::rename(&tmp, &final_dir)?;
+        fs::rename(&tmp, &final_dir).with_context(|| format!("cannot rename {} to {}", tmp.display(), final_dir.display()))?;
         let _ = fs::remove_dir_all(&old);
         Ok(())
     }
 
     /// Saves an optimiser's record as `optim.mpk` in `dir`.
     pub fn save_optimizer<B: AutodiffBackend, R: burn::record::Record<B>>(dir: &Path, record: R) -> Result<()> {
-        Recorder::<B>::record(&CheckpointRecorder::new(), record, dir.join("optim")).map_err(|e| anyhow!("saving the optimiser: {e}"))
+        Recorder::<B>::record(&CheckpointRecorder::new(), record, dir.join("optim")).map_err(|e| record_error("write", &dir.join("optim.mpk"), e))
     }
 
     /// The intact copy of checkpoint `name`: the folder itself, or the previous one if a swap was cut short.
@@ -238,6 +276,28 @@ pub fn load_run<B: Backend>(root: &Path, which: &str, device: &B::Device) -> Res
     let model = model_config
         .init::<B>(device)
         .load_file(dir.join("model"), &CheckpointRecorder::new(), device)
-        .map_err(|e| anyhow!("cannot load {}: {e}", dir.join("model.mpk").display()))?;
+        .map_err(|e| record_error("load", &dir.join("model.mpk"), e))?;
     Ok(LoadedRun { state: RunDir::read_state(&dir)?, config, model_config, model, batcher })
+}
+
+/// Whether `root` is an otclip run directory: it has the marker, or (a run written before the
+/// marker) a `model.json` that reads as a model config.
+pub fn is_run(root: &Path) -> bool {
+    root.join(RUN_MARKER).is_file() || DualEncoderConfig::load(root.join("model.json")).is_ok()
+}
+
+/// A recorder error as a message naming the operation and the file, without burn's advice about
+/// its 0.14 format change (which misleads for a truncated or corrupt file).
+pub fn record_error(operation: &str, path: &Path, error: burn::record::RecorderError) -> anyhow::Error {
+    let full = error.to_string();
+    let message = full.split("The internal data format has changed").next().unwrap_or_default().trim_end();
+    let message = message.strip_suffix("\\n").unwrap_or(message).trim_end();
+    let message = message.strip_prefix("Unknown(\"").unwrap_or(message);
+    match operation {
+        "load" => {
+            let size = fs::metadata(path).map(|m| format!("{} bytes", m.len())).unwrap_or_else(|_| "unreadable".into());
+            anyhow!("cannot load {} ({size}): the file is truncated, corrupt or not an otclip checkpoint; try another checkpoint (e.g. --checkpoint last) or train again. The decoder said: {message}", path.display())
+        }
+        _ => anyhow!("cannot {operation} {}: {message} (is the disk full or the folder read-only?)", path.display()),
+    }
 }

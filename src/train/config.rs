@@ -17,6 +17,7 @@ use crate::data::transform::TrainTransform;
 use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
+use crate::model::checks::{MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH};
 use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Precision, Preset};
 use crate::weights::TowerSource;
 
@@ -298,6 +299,49 @@ impl ModelSection {
     }
 }
 
+impl TokenizerSection {
+    pub fn validate(&self) -> Result<()> {
+        let least = crate::text::SPECIAL_TOKENS.len() + 1;
+        if !(least..=MAX_VOCAB).contains(&self.vocab_size) {
+            bail!("key `tokenizer.vocab_size` = {}: expected from {least} (the special tokens and one more) to {MAX_VOCAB} tokens", self.vocab_size);
+        }
+        if !(2..=MAX_POSITIONS).contains(&self.max_length) {
+            bail!("key `tokenizer.max_length` = {}: expected from 2 (room for [CLS] and [SEP]) to {MAX_POSITIONS} tokens", self.max_length);
+        }
+        Ok(())
+    }
+}
+
+impl ModelSection {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_WIDTH).contains(&self.projection_dim) {
+            bail!("key `model.projection_dim` = {}: expected a width from 1 to {MAX_WIDTH}", self.projection_dim);
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("key `model.dropout` = {}: expected a dropout probability in [0, 1)", self.dropout);
+        }
+        if let Some(size) = self.image_size.filter(|s| !(1..=4096).contains(s)) {
+            bail!("key `model.image_size` = {size}: expected a side from 1 to 4096 pixels, or no key for the tower's own");
+        }
+        if let Some(normalization) = &self.normalization {
+            let bad = |v: &f32| !v.is_finite();
+            if normalization.mean.iter().any(bad) || normalization.std.iter().any(|v| bad(v) || *v <= 0.0) {
+                bail!("key `model.normalization` = {normalization:?}: expected finite means and positive, finite standard deviations");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EvalSection {
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            bail!("key `eval.batch_size` = 0: expected at least 1 image per batch");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimSection {
@@ -373,6 +417,17 @@ impl OptimSection {
             if one_cycle.warmup_epochs >= self.epochs {
                 bail!("optim.one_cycle.warmup_epochs = {}: expected fewer than optim.epochs = {}", one_cycle.warmup_epochs, self.epochs);
             }
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("key `optim.weight_decay` = {}: expected a finite decay of at least 0", self.weight_decay);
+        }
+        for (key, value) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
+            if !(0.0..1.0).contains(&value) {
+                bail!("key `optim.{key}` = {value}: expected a decay rate in [0, 1)");
+            }
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            bail!("key `optim.eps` = {}: expected a positive, finite epsilon", self.eps);
         }
         if let Some(norm) = self.clip_norm.filter(|n| !(n.is_finite() && *n > 0.0)) {
             bail!("optim.clip_norm = {norm}: expected a positive norm, or no clip_norm for none");

@@ -72,8 +72,20 @@ impl TrainConfig {
         if let Some((key, head)) = heads.iter().find(|(_, h)| !(0.0..1.0).contains(&h.dropout)) {
             bail!("model.{key}.dropout = {}: expected a probability in [0, 1)", head.dropout);
         }
+        if let DataSource::Synthetic(synthetic) = &self.data.source {
+            synthetic.validate()?;
+        }
+        self.tokenizer.validate()?;
+        self.model.validate()?;
         self.optim.validate()?;
+        self.eval.validate()?;
         self.train.validate()?;
+        if self.model.image_tower.is_none() {
+            // The from-scratch image tower takes its size from these keys; its patch must divide it.
+            self.model_config(self.tokenizer.vocab_size).vision.validate().map_err(|e| {
+                anyhow!("key `model.image_size` (else `data.synthetic.image_size`) = {}: the {:?} image tower needs {}", e.value, self.model.preset, e.expected)
+            })?;
+        }
         self.loss.validate()?;
         Ok(())
     }

@@ -71,7 +71,10 @@ where
         let Range { start, end } = chunks[k].clone();
         B::seed(&device, dropout_seed(k));
         let pixels = pixel_values.clone().narrow(0, start, end - start);
-        let image = model.encode_image(dtype.map_or_else(|| pixels.clone(), |dtype| pixels.clone().cast(dtype)));
+        let image = model.encode_image(match dtype {
+            Some(dtype) => pixels.cast(dtype),
+            None => pixels,
+        });
         let text = model.encode_text(&text_rows(&text, start, end - start));
         (image, text)
     };

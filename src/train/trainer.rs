@@ -1,6 +1,6 @@
 //! The phases of a training run: prepare, run an epoch, validate and checkpoint, finish.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-use super::checkpoint::{ranked_name, CheckpointRecorder, Ranked, RunDir, TrainState};
+use super::checkpoint::{ranked_name, record_error, CheckpointRecorder, Ranked, RunDir, TrainState};
 use super::config::{Teacher, TrainConfig};
 use super::grad_cache::{update_gradients, Encoding, UpdateGradients};
 use super::init::initial_model;
@@ -136,8 +136,8 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let mut record = None;
         if let Some(dir) = &resume_from {
             let recorder = CheckpointRecorder::new();
-            model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| anyhow!("resuming {}: {e}", dir.display()))?;
-            record = Some(Recorder::<B>::load(&recorder, dir.join("optim"), device).map_err(|e| anyhow!("resuming the optimiser: {e}"))?);
+            model = model.load_file(dir.join("model"), &recorder, device).map_err(|e| record_error("load", &dir.join("model.mpk"), e))?;
+            record = Some(Recorder::<B>::load(&recorder, dir.join("optim"), device).map_err(|e| record_error("load", &dir.join("optim.mpk"), e))?);
             state = RunDir::read_state(dir)?;
             if !options.quiet {
                 eprintln!("resuming {} at step {} (epoch {}, batch {})", run_dir.display(), state.step, state.epoch + 1, state.batches_done + 1);
@@ -158,7 +158,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
             Some(config) => Schedule::OneCycle { lr: o.lr, warmup_steps: config.warmup_epochs * steps_per_epoch, total_steps, config },
             None => Schedule::WarmupCosine(WarmupCosine { lr: o.lr, min_lr: o.min_lr, warmup_steps: o.warmup_steps, total_steps }),
         };
-        let metrics = OpenOptions::new().create(true).append(true).open(run.path("metrics.jsonl"))?;
+        let metrics = run.open_metrics(resume_from.is_none())?;
         Ok(Self {
             config,
             options,

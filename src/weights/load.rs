@@ -10,6 +10,7 @@ use burn::tensor::TensorData;
 use burn_store::{KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore, TensorSnapshot};
 
 use super::config::{ExportedConfig, JsonFile};
+use super::header::check_safetensors;
 use super::keymap::{KeyMap, Layout};
 use super::report::LoadReport;
 use crate::model::{DualEncoder, DualEncoderConfig};
@@ -32,6 +33,7 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf> {
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, TensorData>> {
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let snapshots: BTreeMap<String, TensorSnapshot> = if is_safetensors {
+        check_safetensors(path)?;
         SafetensorsStore::from_file(path).get_all_snapshots().map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?.clone()
     } else {
         PytorchStore::from_file(path).get_all_snapshots().map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?.clone()
@@ -64,6 +66,9 @@ pub fn apply_tensors<B: Backend, M: ModuleSnapshot<B>>(
         if map.ignores(&key) {
             ignored.push(key);
             continue;
+        }
+        if !data.dtype.is_float() {
+            bail!("{}: tensor `{key}` has dtype {:?}; expected a floating-point tensor (F32, F16, BF16 or F64)", file.display(), data.dtype);
         }
         originals.insert(key.clone(), Vec::<usize>::from(data.shape.clone()));
         let path: Vec<String> = key.split('.').map(str::to_string).collect();
@@ -154,6 +159,8 @@ pub fn load_exported<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Dual
     let json = JsonFile::config_of(dir)?;
     let config = json.parse::<ExportedConfig>()?.otclip.ok_or_else(|| anyhow!("{}: no `otclip` section (not written by otclip export)", json.path().display()))?;
     let config = DualEncoderConfig::from_json(config, json.path())?;
+    config.validate_towers().map_err(|e| anyhow!("{}: otclip.{e}", json.path().display()))?;
+    config.validate().map_err(|e| anyhow!("{}: otclip.{e}", json.path().display()))?;
     let file = dir.join("model.safetensors");
     let (model, report) = apply_tensors(config.init::<B>(device), read_tensors(&file)?, &KeyMap::new(Layout::Export), &file, false)?;
     Ok((model, config, report))

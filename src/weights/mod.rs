@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod export;
+pub mod header;
 pub mod keymap;
 pub mod load;
 pub mod report;

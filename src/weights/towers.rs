@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
 
 use super::config::{image_config, text_config, ImageTowerConfig};
@@ -111,8 +111,9 @@ pub fn load_text_tower_with<B: Backend>(
     if config.pooling == Pooling::Pooler && !config.add_pooling_layer {
         bail!("{}: pooling = pooler, but the checkpoint has no pooler.dense weights", file.display());
     }
-    let max_positions = config.max_position_embeddings - if config.roberta_positions { config.pad_token_id + 1 } else { 0 };
-    let tokenizer = CaptionTokenizer::from_dir(dir, max_length.min(max_positions))?;
+    config.validate().map_err(|e| anyhow!("{}: {e}", dir.join("config.json").display()))?;
+    let tokenizer = CaptionTokenizer::from_dir(dir, max_length.min(config.max_tokens()))?;
+    tokenizer.check_fits(config.vocab_size, &format!("{} (tokenizer) and {} (vocab_size)", dir.display(), dir.join("config.json").display()))?;
     let (model, report) = apply_tensors(config.init::<B>(device), tensors, &KeyMap::new(Layout::Bert), &file, allow_partial)?;
     Ok(TextTower { model, config, tokenizer, report })
 }
@@ -151,6 +152,7 @@ pub fn load_image_tower_with<B: Backend>(
         config.projection_dim = None;
     }
     adjust(&mut config);
+    config.validate().map_err(|e| anyhow!("{}: {e}", source.dir().join("config.json").display()))?;
     if config.pooling == Pooling::Pooler && !config.add_pooling_layer && !config.norm_pooled_only {
         bail!("{}: pooling = pooler, but this image tower has no pooler", file.display());
     }

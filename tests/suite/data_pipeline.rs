@@ -154,7 +154,7 @@ fn samplers_group_captions_or_avoid_shared_captions() {
     let entry = |id: u64, captions: &[&str]| ImageEntry {
         image_id: id,
         key: id.to_string(),
-        image: ImageSource::File(format!("{id}.jpg").into()),
+        image: ImageSource::File(format!("{id}.jpg").into(), Default::default()),
         captions: captions.iter().map(|c| c.to_string()).collect(),
     };
     let dataset = CaptionedImages {

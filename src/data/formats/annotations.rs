@@ -1,7 +1,9 @@
 //! What the readers share: where the files of a spec are, and reading annotation text and JSON
 //! so that an error names the file, the line or JSON path, and what was expected.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
@@ -93,6 +95,37 @@ impl<'de> Deserialize<'de> for Id {
             }
         }
         deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+/// A JSON object whose keys must be unique: serde_json would keep the last of a repeated key
+/// and silently drop the entries before it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UniqueMap<V>(pub BTreeMap<String, V>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = UniqueMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object with unique keys")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+                let mut entries = BTreeMap::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if entries.contains_key(&key) {
+                        return Err(de::Error::custom(format!(
+                            "key `{key}` appears twice in one object (the second entry would silently replace the first); expected each key once, with all its captions in one entry"
+                        )));
+                    }
+                    let value = map.next_value()?;
+                    entries.insert(key, value);
+                }
+                Ok(UniqueMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor(PhantomData))
     }
 }
 

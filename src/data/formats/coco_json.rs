@@ -34,11 +34,20 @@ pub enum CaptionField {
 }
 
 /// Emits the captions image by image, in the order of `images` (id, file relative to
-/// `image_root`). An annotation whose `image_id` names no image stops the read: the file is
-/// inconsistent.
+/// `image_root`). An annotation whose `image_id` names no image, or two images with one id,
+/// stop the read: the file is inconsistent.
 pub fn collect(file: &Path, images: Vec<(Id, String)>, annotations: Vec<Annotation>, image_root: &Path, field: CaptionField) -> Result<Collector> {
     let mut by_image: HashMap<Id, Vec<(usize, String)>> = HashMap::new();
-    let known: HashMap<&Id, ()> = images.iter().map(|(id, _)| (id, ())).collect();
+    let mut known: HashMap<&Id, usize> = HashMap::new();
+    for (index, (id, _)) in images.iter().enumerate() {
+        if let Some(first) = known.insert(id, index) {
+            bail!(
+                "{}: `images[{first}]` and `images[{index}]` both have the id {}; expected one entry per image id (their captions could not be told apart)",
+                file.display(),
+                id.0
+            );
+        }
+    }
     for (index, annotation) in annotations.into_iter().enumerate() {
         if !known.contains_key(&annotation.image_id) {
             bail!(

@@ -3,6 +3,7 @@
 //! `split=train` includes `restval`, as is usual for COCO (113,287 images); `split=restval` reads
 //! `restval` alone.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
@@ -55,6 +56,18 @@ impl DatasetFormat for Karpathy {
             .chain([root.clone()])
             .collect();
         let images = image_dir(spec, &root, &candidates, probe.as_deref());
+        let mut first_of: HashMap<&str, usize> = HashMap::new();
+        for (i, image) in parsed.images.iter().enumerate() {
+            if let Some(first) = first_of.insert(&image.imgid.0, i) {
+                bail!(
+                    "{}: `images[{first}]` ({}) and `images[{i}]` ({}) both have imgid {}; expected one entry per imgid (their captions would be mixed)",
+                    file.display(),
+                    parsed.images[first].relative_path(),
+                    image.relative_path(),
+                    image.imgid.0
+                );
+            }
+        }
         let mut collector = Collector::new();
         for (i, image) in parsed.images.iter().enumerate() {
             if split.as_ref().is_some_and(|s| !wanted(s, &image.split)) {

@@ -1,13 +1,12 @@
 //! UIT-OpenViIC: `uit-openviic-annotation-{train,dev,test}.json`, one JSON object keyed by image
 //! file name (`{"00000005095.jpg": {"captions": ["...", ...]}}`), images in `images/`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Deserialize;
 
-use super::annotations::{image_dir, read_json, root_of, splits_on_disk};
+use super::annotations::{image_dir, read_json, root_of, splits_on_disk, UniqueMap};
 use crate::data::collector::Collector;
 use crate::data::format::{DatasetFormat, DatasetSpec, FormatRead};
 use crate::data::split::Split;
@@ -40,7 +39,7 @@ impl DatasetFormat for UitOpenViic {
         // PATH may be one annotation file, read as the split it is said to be (test by default).
         let split = spec.split_to_read()?.unwrap_or_else(|| "test".into());
         let file = annotation_file(spec, &split);
-        let entries: BTreeMap<String, Entry> = read_json(&file)?;
+        let UniqueMap(entries) = read_json::<UniqueMap<Entry>>(&file)?;
         let root = root_of(spec);
         let on_disk = spelt_on_disk(&split);
         let candidates = [root.join("images"), root.join("images").join(on_disk), root.join(on_disk), root.clone()];

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::hf::{
     HfBertConfig, HfClipConfig, HfClipVisionConfig, HfDinov2Config, HfHeader, HfModelType, HfPreprocessorConfig, HfVitConfig, HiddenAct,
@@ -13,7 +13,7 @@ use super::hf::{
 use super::timm::TimmConfig;
 use super::JsonFile;
 use crate::data::ImageNormalization;
-use crate::model::{BertConfig, Pooling, VitConfig};
+use crate::model::{BertConfig, ConfigValueError, Pooling, VitConfig};
 use crate::weights::keymap::Layout;
 use crate::weights::towers::TowerSource;
 
@@ -44,6 +44,7 @@ pub fn text_config(dir: &Path) -> Result<BertConfig> {
         None => None,
     }
     .unwrap_or(Pooling::Mean);
+    config.validate().map_err(|e| anyhow!("{}: {e}", file.path().display()))?;
     Ok(config)
 }
 
@@ -54,12 +55,13 @@ pub fn image_config(source: &TowerSource) -> Result<ImageTowerConfig> {
     let dir = source.dir();
     let file = JsonFile::config_of(dir)?;
     match source {
-        TowerSource::Timm { name, .. } => return file.parse::<TimmConfig>()?.to_image_tower(name.as_deref(), file.path()),
-        TowerSource::Hf(_) if file.has_key("architecture") => return file.parse::<TimmConfig>()?.to_image_tower(None, file.path()),
+        TowerSource::Timm { name, .. } => return checked_timm(file.parse::<TimmConfig>()?.to_image_tower(name.as_deref(), file.path())?, file.path()),
+        TowerSource::Hf(_) if file.has_key("architecture") => return checked_timm(file.parse::<TimmConfig>()?.to_image_tower(None, file.path())?, file.path()),
         TowerSource::Hf(_) => {}
     }
     let origin = file.path();
-    let (vit, layout, normalization) = match file.parse::<HfHeader>()?.model_type {
+    let model_type = file.parse::<HfHeader>()?.model_type;
+    let (vit, layout, normalization) = match model_type {
         Some(HfModelType::Vit) => (file.parse::<HfVitConfig>()?.to_vit(origin)?, Layout::Vit, ImageNormalization::IMAGENET),
         Some(HfModelType::Clip) => {
             let clip = file.parse::<HfClipConfig>()?;
@@ -76,11 +78,35 @@ pub fn image_config(source: &TowerSource) -> Result<ImageTowerConfig> {
             describe(other)
         ),
     };
+    // DINOv2's MLP width is written as `mlp_ratio`; CLIP's keys sit under `vision_config`.
+    let rename = |e: ConfigValueError| match (model_type, e.key.as_str()) {
+        (Some(HfModelType::Dinov2), "intermediate_size") => ConfigValueError { key: "mlp_ratio".into(), ..e },
+        (Some(HfModelType::Clip), _) => e.prefixed("vision_config."),
+        _ => e,
+    };
+    vit.validate().map_err(|e| anyhow!("{}: {}", origin.display(), rename(e)))?;
     let preprocessor = match JsonFile::read_if_present(&dir.join("preprocessor_config.json"))? {
         Some(file) => file.parse::<HfPreprocessorConfig>()?,
         None => HfPreprocessorConfig::default(),
     };
     Ok(ImageTowerConfig { vit, layout, normalization: preprocessor.normalization().unwrap_or(normalization) })
+}
+
+/// A timm tower's config, checked, with errors in timm's key names.
+fn checked_timm(tower: ImageTowerConfig, origin: &Path) -> Result<ImageTowerConfig> {
+    let timm_key = |key: &str| match key {
+        "image_size" => "model_args.img_size",
+        "patch_size" => "model_args.patch_size",
+        "hidden_size" => "model_args.embed_dim",
+        "num_hidden_layers" => "model_args.depth",
+        "num_attention_heads" => "model_args.num_heads",
+        "intermediate_size" => "model_args.mlp_ratio",
+        "num_register_tokens" => "model_args.num_reg_tokens",
+        "rope_temperature" => "model_args.rope_temperature",
+        _ => "model_args",
+    };
+    tower.vit.validate().map_err(|e| anyhow!("{}: {}", origin.display(), ConfigValueError { key: timm_key(&e.key).into(), ..e }))?;
+    Ok(tower)
 }
 
 fn describe(model_type: Option<HfModelType>) -> String {
