@@ -54,19 +54,8 @@ pub fn generalized_kl<B: Backend>(p: Tensor<B, 2>, log_q: Tensor<B, 2>) -> Tenso
 }
 
 // ANCHOR: sigrot
-/// L_SIGROT = ½ [GKL(P ‖ Q) + GKL(Pᵀ ‖ Q)] / N, with Q = softmax_rows(κ S).
-pub fn sigrot_loss<B: SinkhornBackend>(
-    image: Tensor<B, 2>,
-    text: Tensor<B, 2>,
-    teacher_graph: Tensor<B, 2>,
-    kappa: Tensor<B, 1>,
-    config: &SinkhornConfig,
-) -> Tensor<B, 1> {
-    sigrot_loss_and_mass(image, text, teacher_graph, kappa, config).0
-}
-// ANCHOR_END: sigrot
-
-/// [`sigrot_loss`] and the plan's total mass Σ Γ* (detached; 1 for a balanced plan).
+/// L_SIGROT = ½ [GKL(P ‖ Q) + GKL(Pᵀ ‖ Q)] / N, with Q = softmax_rows(κ S), and the plan's total
+/// mass Σ Γ* (detached; 1 for a balanced plan).
 pub fn sigrot_loss_and_mass<B: SinkhornBackend>(
     image: Tensor<B, 2>,
     text: Tensor<B, 2>,
@@ -79,6 +68,12 @@ pub fn sigrot_loss_and_mass<B: SinkhornBackend>(
     let mass = p.clone().detach().sum().div_scalar(n as f64);
     let log_q = log_softmax(teacher_graph * kappa.reshape([1, 1]), 1);
     ((generalized_kl(p.clone(), log_q.clone()) + generalized_kl(p.transpose(), log_q)).div_scalar(2.0 * n as f64), mass)
+}
+// ANCHOR_END: sigrot
+
+/// [`sigrot_loss_and_mass`]'s loss alone.
+pub fn sigrot_loss<B: SinkhornBackend>(image: Tensor<B, 2>, text: Tensor<B, 2>, teacher_graph: Tensor<B, 2>, kappa: Tensor<B, 1>, config: &SinkhornConfig) -> Tensor<B, 1> {
+    sigrot_loss_and_mass(image, text, teacher_graph, kappa, config).0
 }
 
 /// The "+UOT" baseline: the plan, without gradient or teacher, as soft targets for the scaled

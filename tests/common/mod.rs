@@ -25,6 +25,22 @@ pub fn run_alone(name: &str) -> String {
     text
 }
 
+/// A valid sample with bytes replaced, deleted or inserted at random places (for the fuzz tests).
+pub fn mutate(sample: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    let mut bytes = sample.to_vec();
+    for &(at, op, byte) in edits {
+        let at = at % (bytes.len() + 1);
+        match op % 3 {
+            0 if at < bytes.len() => bytes[at] = byte,
+            1 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => bytes.insert(at, byte),
+        }
+    }
+    bytes
+}
+
 /// Runs the `otclip` binary: success, stdout, stderr.
 pub fn otclip(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_otclip")).args(args).output().unwrap();

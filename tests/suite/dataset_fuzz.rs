@@ -28,20 +28,9 @@ fn open(format: &str, dir: &Path, name: &str, query: &str, text: &[u8]) {
     let _ = spec.open();
 }
 
-/// A valid sample with bytes replaced, deleted or inserted at random places.
+/// A valid text sample with bytes replaced, deleted or inserted at random places.
 fn mutate(sample: &str, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    let mut bytes = sample.as_bytes().to_vec();
-    for &(at, op, byte) in edits {
-        let at = at % (bytes.len() + 1);
-        match op % 3 {
-            0 if at < bytes.len() => bytes[at] = byte,
-            1 if at < bytes.len() => {
-                bytes.remove(at);
-            }
-            _ => bytes.insert(at, byte),
-        }
-    }
-    bytes
+    crate::common::mutate(sample.as_bytes(), edits)
 }
 
 proptest! {

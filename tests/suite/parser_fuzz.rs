@@ -9,21 +9,7 @@ use otclip::train::TrainConfig;
 use otclip::SYNTHETIC_VI_CONFIG;
 use proptest::prelude::*;
 
-/// A valid sample with bytes replaced, deleted or inserted at random places.
-fn mutate(sample: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    let mut bytes = sample.to_vec();
-    for &(at, op, byte) in edits {
-        let at = at % (bytes.len() + 1);
-        match op % 3 {
-            0 if at < bytes.len() => bytes[at] = byte,
-            1 if at < bytes.len() => {
-                bytes.remove(at);
-            }
-            _ => bytes.insert(at, byte),
-        }
-    }
-    bytes
-}
+use crate::common::mutate;
 
 fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     proptest::collection::vec((0usize..600, 0u8..3, prop::sample::select(b"{}[]\":,0123456789-.eEFIU \xff\x00".to_vec())), 1..6)
