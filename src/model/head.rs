@@ -49,14 +49,20 @@ impl HeadConfig {
     /// Checks the head against the tower width `width` and the embedding width `embed_dim`;
     /// `which` names the head in the message (`model.image_head`).
     pub fn validate(&self, which: &str, width: usize, embed_dim: usize) -> Result<()> {
-        if !(0.0..1.0).contains(&self.dropout) {
-            bail!("{which}.dropout = {}: expected a probability in [0, 1)", self.dropout);
-        }
+        self.validate_dropout(which)?;
         if self.kind == HeadKind::None && width != embed_dim {
             bail!(
                 "{which}.kind = \"none\" needs the tower's width ({width}) to equal model.projection_dim ({embed_dim}); \
                  set projection_dim = {width} or use a linear head"
             );
+        }
+        Ok(())
+    }
+
+    /// Checks what needs no tower: the dropout is a probability below 1.
+    pub fn validate_dropout(&self, which: &str) -> Result<()> {
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("{which}.dropout = {}: expected a probability in [0, 1)", self.dropout);
         }
         Ok(())
     }

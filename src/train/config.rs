@@ -320,6 +320,8 @@ impl ModelSection {
         if !(0.0..1.0).contains(&self.dropout) {
             bail!("key `model.dropout` = {}: expected a dropout probability in [0, 1)", self.dropout);
         }
+        self.image_head.to_config().validate_dropout("model.image_head")?;
+        self.text_head.to_config().validate_dropout("model.text_head")?;
         if let Some(size) = self.image_size.filter(|s| !(1..=4096).contains(s)) {
             bail!("key `model.image_size` = {size}: expected a side from 1 to 4096 pixels, or no key for the tower's own");
         }

@@ -68,10 +68,6 @@ impl TrainConfig {
         if self.optim.batch_unit == BatchUnit::Images && self.data.sampler != Sampler::Grouped {
             bail!("optim.batch_unit = \"images\" counts whole images with all their captions: set data.sampler = \"grouped\"");
         }
-        let heads = [("image_head", &self.model.image_head), ("text_head", &self.model.text_head)];
-        if let Some((key, head)) = heads.iter().find(|(_, h)| !(0.0..1.0).contains(&h.dropout)) {
-            bail!("model.{key}.dropout = {}: expected a probability in [0, 1)", head.dropout);
-        }
         if let DataSource::Synthetic(synthetic) = &self.data.source {
             synthetic.validate()?;
         }
