@@ -53,7 +53,7 @@ fn main() -> Result<()> {
     let batches: Vec<Vec<(usize, usize)>> = pairs.chunks(args.batch_size).map(<[_]>::to_vec).collect();
     for (name, augment) in [("eval (resize 256, crop 224)", None), ("train (ViCLIP-OT augmentations)", Some((TrainTransform::new(), 1)))] {
         let started = Instant::now();
-        let config = LoaderConfig { workers: args.workers, prefetch: 4, augment, skip: 0 };
+        let config = LoaderConfig { workers: args.workers, prefetch: 4, augment, skip: 0, shard: None };
         let images: usize = Loader::spawn(batcher.clone(), dataset.clone(), batches.clone(), config)?.map(|b| b.pairs.len()).sum();
         let seconds = started.elapsed().as_secs_f64();
         println!("{name}: {images} images in {seconds:.2}s = {:.0} images/s on {} workers", images as f64 / seconds, args.workers);

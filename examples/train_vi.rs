@@ -53,7 +53,7 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
     let resume = out.join("checkpoints").exists();
     eprintln!("{} on {} → {}", config.loss.objective().name(), args.device, out.display());
     let options = TrainOptions { resume, ..Default::default() };
-    let summary = TrainTask { config, run_dir: out.to_path_buf(), options }.run_on(args.device)?;
+    let summary = TrainTask { config, run_dir: out.to_path_buf(), options, nodes: None }.run_on(&[args.device])?;
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
 
     let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };

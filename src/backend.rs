@@ -131,17 +131,43 @@ pub trait BackendTask {
     fn run<B: AutodiffBackend + SinkhornBackend>(self, device: B::Device) -> Result<Self::Output>;
 }
 
-/// Runs `task` on the backend named by `spec`. This is the only backend match in otclip.
+/// Work that runs on several devices of one autodiff backend (data-parallel training).
+pub trait DevicesTask {
+    type Output;
+    fn run<B: AutodiffBackend + SinkhornBackend>(self, devices: Vec<B::Device>) -> Result<Self::Output>;
+}
+
+/// Runs `task` on the backend named by `spec`.
 pub fn dispatch<T: BackendTask>(spec: DeviceSpec, task: T) -> Result<T::Output> {
-    match spec {
-        #[cfg(feature = "ndarray")]
-        DeviceSpec::NdArray => task.run::<burn::backend::Autodiff<NdArrayBackend>>(Default::default()),
-        #[cfg(feature = "wgpu")]
-        DeviceSpec::Wgpu(index) => task.run::<burn::backend::Autodiff<WgpuBackend>>(wgpu_device(index)),
-        #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(index) => {
-            task.run::<burn::backend::Autodiff<CudaBackend>>(burn::backend::cuda::CudaDevice::new(index))
+    struct One<T>(T);
+    impl<T: BackendTask> DevicesTask for One<T> {
+        type Output = T::Output;
+        fn run<B: AutodiffBackend + SinkhornBackend>(self, devices: Vec<B::Device>) -> Result<T::Output> {
+            let device = devices.into_iter().next().ok_or_else(|| anyhow::anyhow!("no device"))?;
+            self.0.run::<B>(device)
         }
+    }
+    dispatch_devices(&[spec], One(task))
+}
+
+/// Runs `task` on the devices `specs`, which must all be of one backend. This is the only
+/// autodiff backend match in otclip.
+pub fn dispatch_devices<T: DevicesTask>(specs: &[DeviceSpec], task: T) -> Result<T::Output> {
+    let Some(first) = specs.first().copied() else { bail!("no device given") };
+    if let Some(other) = specs.iter().find(|spec| spec.backend_name() != first.backend_name()) {
+        bail!("devices {first} and {other} use different backends; data-parallel workers must share one");
+    }
+    match first {
+        #[cfg(feature = "ndarray")]
+        DeviceSpec::NdArray => task.run::<burn::backend::Autodiff<NdArrayBackend>>(specs.iter().map(|_| Default::default()).collect()),
+        #[cfg(feature = "wgpu")]
+        DeviceSpec::Wgpu(_) => task.run::<burn::backend::Autodiff<WgpuBackend>>(
+            specs.iter().map(|spec| wgpu_device(if let DeviceSpec::Wgpu(index) = spec { *index } else { None })).collect(),
+        ),
+        #[cfg(feature = "cuda")]
+        DeviceSpec::Cuda(_) => task.run::<burn::backend::Autodiff<CudaBackend>>(
+            specs.iter().map(|spec| burn::backend::cuda::CudaDevice::new(if let DeviceSpec::Cuda(index) = spec { *index } else { 0 })).collect(),
+        ),
         #[allow(unreachable_patterns)]
         other => bail!("backend `{}` is not compiled in", other.backend_name()),
     }

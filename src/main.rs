@@ -16,7 +16,7 @@ use otclip::app::data_check;
 use otclip::backend::{compiled_backends, DeviceSpec};
 use otclip::data::{DatasetSpec, Split};
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
-use otclip::train::{TrainConfig, TrainOptions};
+use otclip::train::{Nodes, TrainConfig, TrainOptions};
 use otclip::weights::TowerSource;
 
 #[derive(Parser)]
@@ -45,6 +45,23 @@ enum Command {
         /// Continue from the run directory's last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Train data-parallel, one worker per device, all of one backend: `ndarray,ndarray`,
+        /// `cuda:0,cuda:1`. Each update is split among them (overrides `--device`).
+        #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
+        devices: Vec<DeviceSpec>,
+        /// Train with this many processes (nodes), each running this command with its own
+        /// `--node-rank` and the same config and device count.
+        #[arg(long, env = "OTCLIP_NODES", requires_all = ["node_rank", "orchestrator", "node_address"])]
+        nodes: Option<usize>,
+        /// This process's rank among the nodes; node 0 starts the orchestrator and writes the run.
+        #[arg(long, env = "OTCLIP_NODE_RANK", requires = "nodes")]
+        node_rank: Option<usize>,
+        /// HOST:PORT of the orchestrator, on node 0's machine.
+        #[arg(long, env = "OTCLIP_ORCHESTRATOR", requires = "nodes")]
+        orchestrator: Option<String>,
+        /// HOST:PORT where this node serves its tensors, reachable from the other nodes.
+        #[arg(long, env = "OTCLIP_NODE_ADDRESS", requires = "nodes")]
+        node_address: Option<String>,
     },
     /// Evaluate a trained run on a split and write RUN/results.json.
     Eval {
@@ -221,13 +238,19 @@ enum OtCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Train { config, overrides, out, resume } => {
+        Command::Train { config, overrides, out, resume, devices, nodes, node_rank, orchestrator, node_address } => {
             let parsed = TrainConfig::load(&config, &overrides)?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
             let run_dir = out.unwrap_or_else(|| PathBuf::from("runs").join(stem));
-            eprintln!("training on {} into {}", cli.device, run_dir.display());
+            let devices = if devices.is_empty() { vec![cli.device] } else { devices };
+            let names: Vec<String> = devices.iter().map(ToString::to_string).collect();
+            eprintln!("training on {} into {}", names.join(", "), run_dir.display());
             let options = TrainOptions { resume, ..Default::default() };
-            let summary = TrainTask { config: parsed, run_dir, options }.run_on(cli.device)?;
+            let nodes = match (nodes, node_rank, orchestrator, node_address) {
+                (Some(count), Some(rank), Some(orchestrator), Some(address)) => Some(Nodes { count, rank, orchestrator, address }),
+                _ => None,
+            };
+            let summary = TrainTask { config: parsed, run_dir, options, nodes }.run_on(&devices)?;
             println!(
                 "trained {} epochs ({} steps) in {:.0}s; loss {:.4} → {:.4}; best epoch {}",
                 summary.epochs, summary.steps, summary.seconds, summary.first_loss, summary.last_loss, summary.best_epoch

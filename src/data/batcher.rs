@@ -59,23 +59,25 @@ impl Batcher {
     }
 
     /// Decodes and transforms the images of `pairs` in parallel (on the current rayon pool). Pairs
-    /// whose image fails to load are dropped and reported in [`HostBatch::failed`]. With `augment`,
-    /// the k-th pair's augmentation is seeded by `(seed, k)`, so a batch reproduces exactly.
-    pub fn host_batch(&self, dataset: &CaptionedImages, pairs: &[PairIndex], augment: Option<(&TrainTransform, u64)>) -> HostBatch {
+    /// whose image fails to load are dropped and reported in [`HostBatch::failed`]. `pairs` start
+    /// at position `first` of their update (not 0 for a data-parallel worker's part); with
+    /// `augment`, the pair at position k is seeded by `(seed, k)`, so an update reproduces exactly.
+    pub fn host_batch(&self, dataset: &CaptionedImages, pairs: &[PairIndex], first: usize, augment: Option<(&TrainTransform, u64)>) -> HostBatch {
         let decoded: Vec<std::result::Result<Vec<f32>, String>> = pairs
             .par_iter()
             .enumerate()
             .map(|(k, &(i, _))| {
-                let sample_seed = augment.map(|(t, seed)| (t, sample_augment(seed, k)));
+                let sample_seed = augment.map(|(t, seed)| (t, sample_augment(seed, first + k)));
                 let entry = &dataset.entries[i];
                 entry.image.load().and_then(|image| self.pixels(&image, sample_seed)).map_err(|e| format!("{e:#}"))
             })
             .collect();
-        let mut batch = HostBatch { pairs: Vec::with_capacity(pairs.len()), pixels: Vec::new(), failed: Vec::new() };
-        for (pair, result) in pairs.iter().zip(decoded) {
+        let mut batch = HostBatch { pairs: Vec::with_capacity(pairs.len()), ..Default::default() };
+        for (k, (pair, result)) in pairs.iter().zip(decoded).enumerate() {
             match result {
                 Ok(pixels) => {
                     batch.pairs.push(*pair);
+                    batch.positions.push(first + k);
                     batch.pixels.extend(pixels);
                 }
                 Err(message) => batch.failed.push(message),
@@ -92,14 +94,24 @@ impl Batcher {
         Ok(Batch {
             pixel_values: Tensor::<B, 1>::from_floats(host.pixels.as_slice(), device).reshape([pairs.len(), 3, size, size]),
             text: self.texts(&captions, device)?,
-            image_ids: pairs.iter().map(|&(i, _)| dataset.entries[i].image_id).collect(),
-            teacher: dataset.teacher.as_ref().map(|rows| {
-                let dim = rows.first().map(|r| r.image.len()).unwrap_or(0);
-                let captions: Vec<f32> = pairs.iter().flat_map(|&(i, c)| rows[i].captions[c].iter().copied()).collect();
-                let images: Vec<f32> = pairs.iter().flat_map(|&(i, _)| rows[i].image.iter().copied()).collect();
-                let tensor = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([pairs.len(), dim]);
-                (tensor(captions), tensor(images))
-            }),
+            image_ids: Self::image_ids(dataset, pairs),
+            teacher: Self::teacher_rows(dataset, pairs, device),
+        })
+    }
+
+    /// The source image of each pair.
+    pub fn image_ids(dataset: &CaptionedImages, pairs: &[PairIndex]) -> Vec<u64> {
+        pairs.iter().map(|&(i, _)| dataset.entries[i].image_id).collect()
+    }
+
+    /// The teacher's rows for the captions and the images of `pairs`, when the dataset has them.
+    pub fn teacher_rows<B: Backend>(dataset: &CaptionedImages, pairs: &[PairIndex], device: &B::Device) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+        dataset.teacher.as_ref().map(|rows| {
+            let dim = rows.first().map(|r| r.image.len()).unwrap_or(0);
+            let captions: Vec<f32> = pairs.iter().flat_map(|&(i, c)| rows[i].captions[c].iter().copied()).collect();
+            let images: Vec<f32> = pairs.iter().flat_map(|&(i, _)| rows[i].image.iter().copied()).collect();
+            let tensor = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([pairs.len(), dim]);
+            (tensor(captions), tensor(images))
         })
     }
 
@@ -115,7 +127,7 @@ impl Batcher {
 
     /// A batch of `pairs` with the evaluation transform; an image that fails to load is an error.
     pub fn batch<B: Backend>(&self, dataset: &CaptionedImages, pairs: &[PairIndex], device: &B::Device) -> Result<Batch<B>> {
-        let host = self.host_batch(dataset, pairs, None);
+        let host = self.host_batch(dataset, pairs, 0, None);
         if let Some(message) = host.failed.first() {
             anyhow::bail!("{message}");
         }
@@ -133,4 +145,11 @@ pub struct HostBatch {
     pub pixels: Vec<f32>,
     /// Why each dropped pair's image failed.
     pub failed: Vec<String>,
+    /// Each loaded pair's position in its update.
+    pub positions: Vec<usize>,
+    /// A data-parallel worker's batch: every pair of the update, of which `pairs` are its part
+    /// (empty for a whole update).
+    pub update: Vec<PairIndex>,
+    /// A data-parallel worker's batch: the update's index of its first chunk.
+    pub first_chunk: usize,
 }

@@ -28,11 +28,41 @@ pub struct LoaderConfig {
     /// Batches to skip at the start (a run resumed mid-epoch); the rest keep their own index,
     /// and so their augmentation.
     pub skip: usize,
+    /// Load only this data-parallel worker's part of every batch.
+    pub shard: Option<Shard>,
+}
+
+/// One data-parallel worker's part of every update: whole chunks, contiguous, in rank order,
+/// so that the workers' parts stacked in rank order are the update a single device trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This worker's rank.
+    pub worker: usize,
+    /// Workers in all.
+    pub workers: usize,
+    /// Pairs per chunk (`optim.chunk_size`); absent: the update split evenly over the workers.
+    pub chunk_size: Option<usize>,
+}
+
+impl Shard {
+    /// The chunk size for an update of `pairs` pairs.
+    pub fn chunk_size(&self, pairs: usize) -> usize {
+        self.chunk_size.unwrap_or_else(|| pairs.div_ceil(self.workers.max(1))).max(1)
+    }
+
+    /// This worker's pairs of an update of `pairs` pairs, and the index of its first chunk.
+    pub fn part(&self, pairs: usize) -> (std::ops::Range<usize>, usize) {
+        let chunk = self.chunk_size(pairs);
+        let chunks = pairs.div_ceil(chunk);
+        let first_chunk = chunks * self.worker / self.workers;
+        let end_chunk = chunks * (self.worker + 1) / self.workers;
+        ((first_chunk * chunk).min(pairs)..(end_chunk * chunk).min(pairs), first_chunk)
+    }
 }
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        Self { workers: 0, prefetch: 2, augment: None, skip: 0 }
+        Self { workers: 0, prefetch: 2, augment: None, skip: 0, shard: None }
     }
 }
 
@@ -60,7 +90,12 @@ impl Loader {
             .spawn(move || {
                 for (index, pairs) in batches.iter().enumerate().skip(config.skip) {
                     let augment = config.augment.as_ref().map(|(t, seed)| (t, batch_augment(*seed, index)));
-                    let batch = pool.install(|| batcher.host_batch(&dataset, pairs, augment));
+                    let (part, first_chunk) = config.shard.map_or((0..pairs.len(), 0), |shard| shard.part(pairs.len()));
+                    let mut batch = pool.install(|| batcher.host_batch(&dataset, &pairs[part.clone()], part.start, augment));
+                    if config.shard.is_some() {
+                        batch.update = pairs.clone();
+                        batch.first_chunk = first_chunk;
+                    }
                     for message in &batch.failed {
                         counter.fetch_add(1, Ordering::Relaxed);
                         if warned.lock().expect("warning set").insert(message.clone()) {

@@ -51,15 +51,23 @@ pub struct TrainSection {
     /// Keep the best this many checkpoints by validation t2i R@1: `best`, `best-2`, … (default 1).
     #[serde(default = "default_keep_best")]
     pub keep_best: usize,
+    /// Data-parallel training: seconds a worker waits for the others at an exchange before it
+    /// stops with an error (default 3600). The others wait there while the leader validates.
+    #[serde(default = "default_worker_timeout_s")]
+    pub worker_timeout_s: f64,
 }
 
 fn default_keep_best() -> usize {
     1
 }
 
+fn default_worker_timeout_s() -> f64 {
+    3600.0
+}
+
 impl Default for TrainSection {
     fn default() -> Self {
-        Self { checkpoint_every_steps: None, keep_best: default_keep_best() }
+        Self { checkpoint_every_steps: None, keep_best: default_keep_best(), worker_timeout_s: default_worker_timeout_s() }
     }
 }
 
@@ -70,6 +78,9 @@ impl TrainSection {
         }
         if self.keep_best == 0 {
             bail!("train.keep_best = 0: expected at least 1 (the `best` checkpoint)");
+        }
+        if !(self.worker_timeout_s.is_finite() && self.worker_timeout_s > 0.0) {
+            bail!("train.worker_timeout_s = {}: expected a positive number of seconds", self.worker_timeout_s);
         }
         Ok(())
     }

@@ -154,3 +154,29 @@ pub fn sinkhorn_plan_and_grad<B: burn::tensor::backend::AutodiffBackend + otclip
     let grad = cost.grad(&grads).expect("the cost has a gradient");
     (plan, grad.into_data().convert::<f64>().into_vec().unwrap())
 }
+
+/// The step rows of a run's `metrics.jsonl`: (step, loss).
+pub fn step_losses(run: &Path) -> Vec<(u64, f64)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|row| row.get("loss").is_some())
+        .map(|row| (row["step"].as_u64().unwrap(), row["loss"].as_f64().unwrap()))
+        .collect()
+}
+
+/// Every float parameter of a run's `last` checkpoint, loaded on `B`, flattened in the model's
+/// order.
+pub fn run_parameters<B: Backend>(run: &Path) -> Vec<f64> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Flat(Vec<f64>);
+    impl<B: Backend> ModuleVisitor<B> for Flat {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.extend(param.val().into_data().convert::<f64>().iter::<f64>());
+        }
+    }
+    let loaded = otclip::train::load_run::<B>(run, "last", &Default::default()).unwrap();
+    let mut flat = Flat(Vec::new());
+    loaded.model.visit(&mut flat);
+    flat.0
+}

@@ -99,7 +99,7 @@ fn loader_prefetches_every_batch_and_drops_unreadable_images() {
     let batcher = otclip::data::Batcher { tokenizer: tokenizer_for(&captioned), image_size: 32, normalization: ImageNormalization::IMAGENET };
     let pairs = captioned.all_pairs();
     let batches = vec![pairs[..2].to_vec(), pairs[2..].to_vec(), pairs.clone()];
-    let config = LoaderConfig { workers: 2, prefetch: 1, augment: Some((TrainTransform::new().with_size(32), 3)), skip: 0 };
+    let config = LoaderConfig { workers: 2, prefetch: 1, augment: Some((TrainTransform::new().with_size(32), 3)), skip: 0, shard: None };
     let mut loader = Loader::spawn(batcher.clone(), captioned.clone(), batches.clone(), config.clone()).unwrap();
     let got: Vec<_> = loader.by_ref().collect();
     assert_eq!(got.iter().map(|b| b.pairs.len()).collect::<Vec<_>>(), vec![2, 0, 2], "pairs of b.png are dropped");

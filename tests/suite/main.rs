@@ -11,6 +11,7 @@ mod common;
 mod architecture;
 mod clip_loss;
 mod config;
+mod data_parallel;
 mod data_pipeline;
 mod dataset_fuzz;
 mod datasets;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod data_parallel_f64;
 mod grad_cache_f64;
 mod loss_fixtures;
 mod resume_f64;

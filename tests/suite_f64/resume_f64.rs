@@ -2,13 +2,11 @@
 //! ndarray, with dropout and GradCache), `metrics.jsonl` holds each step once, and the best two
 //! checkpoints are kept. Alone in a child process: burn's random generator is one per process.
 
-use std::path::Path;
-
 use burn::backend::{Autodiff, NdArray};
 use otclip::train::{train, TrainConfig, TrainOptions};
 use otclip::SYNTHETIC_VI_CONFIG;
 
-use crate::common::{max_rel_diff, run_alone};
+use crate::common::{max_rel_diff, run_alone, step_losses};
 
 type B = Autodiff<NdArray<f64>>;
 
@@ -16,16 +14,6 @@ type B = Autodiff<NdArray<f64>>;
 fn resumed_mid_epoch_matches_the_uninterrupted_run() {
     let out = run_alone("resume_f64::resume_check_f64");
     assert!(out.contains("resumed losses"), "{out}");
-}
-
-/// The step rows of a run's `metrics.jsonl`: (step, loss).
-fn step_losses(run: &Path) -> Vec<(u64, f64)> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    text.lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .filter(|row| row.get("loss").is_some())
-        .map(|row| (row["step"].as_u64().unwrap(), row["loss"].as_f64().unwrap()))
-        .collect()
 }
 
 #[test]
