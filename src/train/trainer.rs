@@ -127,24 +127,21 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let val_set = if leads { Some(load_split(config, Split::Val)?) } else { None };
 
         // A resumed run, and the other workers of a new one, read the leader's setup.
-        let (mut model, batcher): (DualEncoder<B>, Batcher) = match resume_from.is_some() || !leads {
-            true => {
-                let (_, model_config, batcher) = run.read_setup()?;
-                (model_config.init(device), batcher)
+        let (mut model, batcher): (DualEncoder<B>, Batcher) = if resume_from.is_some() || !leads {
+            let (_, model_config, batcher) = run.read_setup()?;
+            (model_config.init(device), batcher)
+        } else {
+            let init = initial_model::<B, _>(config, train_set.entries.iter().flat_map(|e| e.captions.iter()), device)?;
+            if !options.quiet {
+                init.reports.iter().for_each(|report| eprint!("{report}"));
             }
-            false => {
-                let init = initial_model::<B, _>(config, train_set.entries.iter().flat_map(|e| e.captions.iter()), device)?;
-                if !options.quiet {
-                    init.reports.iter().for_each(|report| eprint!("{report}"));
-                }
-                let mut resolved = config.clone();
-                resolved.model.image_size = Some(init.image_size);
-                resolved.model.normalization = Some(init.normalization);
-                resolved.tokenizer.max_length = init.tokenizer.max_length();
-                run.write_setup(&resolved, &init.config, &init.tokenizer)?;
-                let batcher = Batcher { tokenizer: init.tokenizer, image_size: init.image_size, normalization: init.normalization };
-                (init.model, batcher)
-            }
+            let mut resolved = config.clone();
+            resolved.model.image_size = Some(init.image_size);
+            resolved.model.normalization = Some(init.normalization);
+            resolved.tokenizer.max_length = init.tokenizer.max_length();
+            run.write_setup(&resolved, &init.config, &init.tokenizer)?;
+            let batcher = Batcher { tokenizer: init.tokenizer, image_size: init.image_size, normalization: init.normalization };
+            (init.model, batcher)
         };
         let o = &config.optim;
         let mut state = TrainState { epoch: 0, step: 0, best_val_t2i_r1: f64::NEG_INFINITY, best_epoch: 0, batches_done: 0, ranked: Vec::new() };
@@ -229,7 +226,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         // A run resumed mid-epoch skips the batches it trained before it stopped.
         let skip = if epoch == self.state.epoch { self.state.batches_done } else { 0 };
         bar.set_position(skip as u64);
-        let shard = self.peer.as_ref().map(|peer| Shard { worker: peer.rank, workers: peer.world, chunk_size: o.chunk_size });
+        let shard = self.shard();
         let mut loader = Loader::spawn(self.batcher.clone(), self.train_set.clone(), batches, LoaderConfig { augment, skip, shard, ..Default::default() })?;
         for host in loader.by_ref() {
             // Counts the loader's batches, trained or not, as the loader's `skip` does.
@@ -268,15 +265,14 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
         let warmup = epoch < config.loss.transport_warmup_epochs;
         let dropout = |chunk| seed.dropout(step, chunk);
         let loss = |inputs| objective_loss(inputs, &config.loss, warmup);
-        let update = match &self.peer {
-            None => {
+        let update = match (&self.peer, self.shard()) {
+            (None, _) | (_, None) => {
                 let pairs = host.pairs.len();
                 let encoding = Encoding { chunk_size: o.chunk_size.unwrap_or(pairs), grad_cache: o.chunk_size.is_some(), precision: config.model.precision };
                 let batch = self.batcher.to_batch::<B>(&self.train_set, host, self.device)?;
                 update_gradients(&model, batch, encoding, dropout, loss)
             }
-            Some(peer) => {
-                let shard = Shard { worker: peer.rank, workers: peer.world, chunk_size: o.chunk_size };
+            (Some(peer), Some(shard)) => {
                 let encoding = Encoding { chunk_size: shard.chunk_size(host.update.len()), grad_cache: true, precision: config.model.precision };
                 let (train_set, device) = (&self.train_set, self.device);
                 let update_pairs = std::mem::take(&mut host.update);
@@ -390,6 +386,11 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
     fn append_metrics(&mut self, value: serde_json::Value) -> Result<()> {
         let Some(metrics) = &mut self.metrics else { return Ok(()) };
         writeln!(metrics, "{value}").map_err(|e| anyhow!("cannot append to {}: {e}", self.run.path("metrics.jsonl").display()))
+    }
+
+    /// This data-parallel worker's part of every update; `None` on one device.
+    fn shard(&self) -> Option<Shard> {
+        self.peer.as_ref().map(|peer| Shard { worker: peer.rank, workers: peer.world, chunk_size: self.config.optim.chunk_size })
     }
 
     /// Whether this worker writes the run folder (the leader, or a lone device).

@@ -180,3 +180,37 @@ pub fn run_parameters<B: Backend>(run: &Path) -> Vec<f64> {
     loaded.model.visit(&mut flat);
     flat.0
 }
+
+/// Free loopback ports (bound and released; the caller binds them again at once).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Waits for `child` at most `limit`, killing it after; its success and what it printed on its
+/// piped stdout and stderr, read as it comes so that a chatty child never blocks on a full pipe.
+pub fn finish_child(mut child: std::process::Child, limit: std::time::Duration) -> (bool, String) {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let timed_out = child.try_wait().unwrap().is_none();
+    if timed_out {
+        child.kill().unwrap();
+    }
+    let status = child.wait().unwrap();
+    let text = stdout.join().unwrap() + &stderr.join().unwrap();
+    (!timed_out && status.success(), if timed_out { format!("(killed after {limit:?})\n{text}") } else { text })
+}

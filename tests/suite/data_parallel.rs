@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use burn::backend::NdArray;
 
-use crate::common::{max_rel_diff, run_parameters};
+use crate::common::{finish_child as finish, free_ports, max_rel_diff, run_parameters};
 
 fn parameters(run: &Path) -> Vec<f64> {
     run_parameters::<NdArray<f32>>(run)
@@ -41,12 +41,6 @@ fn train_command(run: &Path, epochs: usize, extra: &[String]) -> Command {
     command
 }
 
-/// Free loopback ports (bound and released; the test binds them again at once).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
 /// Two node processes of one run into `run`.
 fn two_nodes(run: &Path, epochs: usize) -> Vec<Child> {
     let ports = free_ports(3);
@@ -65,29 +59,6 @@ fn two_nodes(run: &Path, epochs: usize) -> Vec<Child> {
             child
         })
         .collect()
-}
-
-/// Waits for `child` at most `limit`, killing it after; its success and stderr (read as it
-/// comes, so that a chatty child never blocks on a full pipe).
-fn finish(mut child: Child, limit: Duration) -> (bool, String) {
-    use std::io::Read;
-    let mut pipe = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() && started.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let timed_out = child.try_wait().unwrap().is_none();
-    if timed_out {
-        child.kill().unwrap();
-    }
-    let status = child.wait().unwrap();
-    let stderr = reader.join().unwrap();
-    (!timed_out && status.success(), if timed_out { format!("(killed after {limit:?})\n{stderr}") } else { stderr })
 }
 
 #[test]

@@ -43,13 +43,6 @@ fn a_precision_the_backend_lacks_is_refused_before_anything_is_written() {
     }
 }
 
-/// The losses of each step of a run, from its `metrics.jsonl`.
-#[cfg(feature = "wgpu")]
-fn step_losses(run: &std::path::Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter_map(|v| v.get("loss").and_then(|l| l.as_f64())).collect()
-}
-
 /// lavapipe has 16-bit floats (shaderFloat16) but WGSL has no bf16: f16 trains, bf16 is refused.
 /// Alone in a child process: the runs seed burn's random generator, which is one per process
 /// and which the tests beside them draw from too.
@@ -107,7 +100,7 @@ fn f16_check_wgpu() {
         let run = dir.path().join(precision);
         let summary = train::<W>(&tiny(&[&format!("model.precision=\"{precision}\""), "optim.epochs=1"]), &run, &device, &quiet).unwrap();
         assert_eq!(summary.steps, 3);
-        losses.push(step_losses(&run));
+        losses.push(crate::common::step_losses(&run).into_iter().map(|(_, loss)| loss).collect::<Vec<f64>>());
     }
     let (f32_losses, f16_losses) = (&losses[0], &losses[1]);
     let worst = f32_losses.iter().zip(f16_losses).map(|(a, b)| (a - b).abs() / a.abs()).fold(0f64, f64::max);

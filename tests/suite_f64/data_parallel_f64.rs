@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, NdArray};
 use otclip::train::{train, train_on_devices, train_on_nodes, Nodes, TrainConfig, TrainOptions};
 use otclip::SYNTHETIC_VI_CONFIG;
 
-use crate::common::{max_rel_diff, run_alone, run_parameters, step_losses};
+use crate::common::{finish_child, free_ports, max_rel_diff, run_alone, run_parameters, step_losses};
 
 /// The parameters of a run's `last` checkpoint, in f64.
 fn parameters(run: &Path) -> Vec<f64> {
@@ -93,11 +93,8 @@ fn two_workers_check_f64() {
 #[test]
 fn two_processes_match_one_device() {
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
-    let listeners: Vec<_> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
-    drop(listeners);
+    let ports = free_ports(3);
     let spawn = |role: &str, run: &str| {
         Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "data_parallel_f64::node_f64", "--ignored", "--test-threads=1", "--nocapture"])
@@ -110,17 +107,11 @@ fn two_processes_match_one_device() {
             .unwrap()
     };
     let children = vec![spawn("one", "one"), spawn("0", "two"), spawn("1", "two")];
-    let started = Instant::now();
-    for mut child in children {
-        while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(300) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("1 passed"), "a child failed or hung:\n{text}");
+    // 300 s for all three together.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    for child in children {
+        let (ok, text) = finish_child(child, deadline.saturating_duration_since(std::time::Instant::now()));
+        assert!(ok && text.contains("1 passed"), "a child failed or hung:\n{text}");
     }
     let diff = max_rel_diff(&parameters(&dir.path().join("two")), &parameters(&dir.path().join("one")));
     println!("clip+sigrot: two processes vs one device after 5 updates: parameters {diff:.1e}");
