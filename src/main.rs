@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use otclip::app::data_dedup::DedupTask;
-use otclip::app::embed::{EmbedInput, EmbedTask};
+use otclip::app::embed::{EmbedInput, EmbedTask, Embedder};
+use otclip::app::index::{IndexInput, IndexTask};
+use otclip::app::search::{self, Gallery, Query, SearchTask};
+use otclip::app::serve::ServeTask;
+use otclip::app::trained::ModelSource;
 use otclip::app::eval::EvalTask;
 use otclip::app::export::ExportTask;
 use otclip::app::ot_solve::SolveTask;
@@ -118,13 +122,16 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Embed texts or images with one pretrained tower; writes an f32 `.npy` of shape [n, d].
+    /// Embed texts or images with a trained model (`--run`, `--export`) or one pretrained tower;
+    /// writes an f32 `.npy` of shape [n, d].
     Embed {
+        #[command(flatten)]
+        model: ModelArgs,
         /// An HF folder (BERT, RoBERTa, XLM-R, PhoBERT) with config.json and model.safetensors.
-        #[arg(long, conflicts_with = "image_tower", required_unless_present = "image_tower")]
+        #[arg(long, conflicts_with_all = ["image_tower", "run", "export"], required_unless_present_any = ["image_tower", "run", "export"])]
         text_tower: Option<PathBuf>,
         /// An HF (ViT, CLIP, DINOv2) or timm folder; `timm:NAME@DIR` also works.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["run", "export"])]
         image_tower: Option<String>,
         /// The architecture when the folder cannot say it, e.g. `timm:vit_base_patch16_dinov3`.
         #[arg(long)]
@@ -165,8 +172,81 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Embed an image folder (or a dataset split, with its captions) into an index for
+    /// `search` and `serve`; rerunning the same command resumes it.
+    Index {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// A folder of images (JPEG, PNG; searched recursively).
+        #[arg(long, conflicts_with = "split", required_unless_present = "split")]
+        images: Option<PathBuf>,
+        /// Index this split of the run's dataset (or of --data) with its captions.
+        #[arg(long)]
+        split: Option<Split>,
+        /// The dataset for --split (`FORMAT:PATH[?key=value]`); default: the run's own.
+        #[arg(long, requires = "split")]
+        data: Option<DatasetSpec>,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The closest images of an index to a text or an image (or, with `--captions`, the
+    /// closest captions of a dataset index).
+    Search {
+        #[arg(long)]
+        index: PathBuf,
+        /// A text query; repeat for several.
+        #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+        text: Vec<String>,
+        /// An image file as the query.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Search the index's captions instead of its images (an index of a dataset split).
+        #[arg(long)]
+        captions: bool,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a search page for an index (http://127.0.0.1:8080 by default).
+    Serve {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// 0 picks a free port (printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
     /// List the backends this binary was built with.
     Devices,
+}
+
+/// A trained model: a run's checkpoint or an export folder.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// A run directory.
+    #[arg(long, conflicts_with = "export")]
+    run: Option<PathBuf>,
+    /// The run's checkpoint: `best`, `best-2`, … or `last`.
+    #[arg(long, default_value = "best", requires = "run")]
+    checkpoint: String,
+    /// A folder written by `otclip export`.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    fn source(self) -> Option<ModelSource> {
+        match (self.run, self.export) {
+            (Some(dir), _) => Some(ModelSource::Run { dir, checkpoint: self.checkpoint }),
+            (None, Some(dir)) => Some(ModelSource::Export { dir }),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -297,16 +377,19 @@ fn main() -> Result<()> {
             println!("wrote teacher embeddings of {images} images to {}", out.display());
         }
         Command::Data { command } => data_command(command)?,
-        Command::Embed { text_tower, image_tower, arch, pooling, texts, images, pixel_values, project, batch_size, max_length, allow_partial, out } => {
-            let (tower, input) = match (text_tower, image_tower, texts, images, pixel_values) {
-                (Some(dir), None, Some(texts), None, None) => (TowerSource::Hf(dir), EmbedInput::Texts(texts)),
-                (Some(_), None, ..) => anyhow::bail!("--text-tower needs --texts FILE"),
-                (None, Some(spec), None, Some(images), None) => (spec.parse()?, EmbedInput::Images(images)),
-                (None, Some(spec), None, None, Some(pixels)) => (spec.parse()?, EmbedInput::PixelValues(pixels)),
+        Command::Embed { model, text_tower, image_tower, arch, pooling, texts, images, pixel_values, project, batch_size, max_length, allow_partial, out } => {
+            let (embedder, input) = match (model.source(), text_tower, image_tower, texts, images, pixel_values) {
+                (Some(source), None, None, Some(texts), None, None) => (Embedder::Trained(source), EmbedInput::Texts(texts)),
+                (Some(source), None, None, None, Some(images), None) => (Embedder::Trained(source), EmbedInput::Images(images)),
+                (Some(source), None, None, None, None, Some(pixels)) => (Embedder::Trained(source), EmbedInput::PixelValues(pixels)),
+                (Some(_), ..) => anyhow::bail!("--run/--export need one of --texts FILE, --images DIR|LIST or --pixel-values FILE.npy"),
+                (None, Some(dir), None, Some(texts), None, None) => (Embedder::Tower(TowerSource::Hf(dir)), EmbedInput::Texts(texts)),
+                (None, Some(_), None, ..) => anyhow::bail!("--text-tower needs --texts FILE"),
+                (None, None, Some(spec), None, Some(images), None) => (Embedder::Tower(spec.parse::<TowerSource>()?.with_arch(arch.as_deref())?), EmbedInput::Images(images)),
+                (None, None, Some(spec), None, None, Some(pixels)) => (Embedder::Tower(spec.parse::<TowerSource>()?.with_arch(arch.as_deref())?), EmbedInput::PixelValues(pixels)),
                 _ => anyhow::bail!("--image-tower needs --images DIR|LIST or --pixel-values FILE.npy"),
             };
-            let tower = tower.with_arch(arch.as_deref())?;
-            let task = EmbedTask { tower, input, pooling, project, batch_size, max_length, allow_partial, out: out.clone() };
+            let task = EmbedTask { embedder, input, pooling, project, batch_size, max_length, allow_partial, out: out.clone() };
             let summary = task.run_on(cli.device)?;
             println!("wrote {} × {} embeddings to {}", summary.rows, summary.dim, out.display());
         }
@@ -314,6 +397,46 @@ fn main() -> Result<()> {
             let task = ExportTask { run_dir: run, checkpoint, out: out.clone() };
             let tensors = task.run_on(cli.device)?;
             println!("wrote {tensors} tensors to {}", out.join("model.safetensors").display());
+        }
+        Command::Index { model, images, split, data, batch_size, out } => {
+            let model = model.source().ok_or_else(|| anyhow::anyhow!("index needs a model: --run RUN or --export DIR"))?;
+            let input = match (images, split) {
+                (Some(folder), None) => IndexInput::Folder(folder),
+                (None, Some(split)) => IndexInput::Dataset { spec: data, split },
+                _ => anyhow::bail!("index needs --images DIR or --split SPLIT"),
+            };
+            let summary = IndexTask { model, input, out: out.clone(), batch_size }.run_on(cli.device)?;
+            println!(
+                "{}: {} images, {} captions ({} added in {:.1}s, {:.1} images/s); {} could not be read",
+                out.display(),
+                summary.images,
+                summary.captions,
+                summary.added,
+                summary.seconds,
+                summary.added as f64 / summary.seconds.max(1e-9),
+                summary.failed
+            );
+        }
+        Command::Search { index, text, image, captions, k, json } => {
+            let queries: Vec<Query> = match image {
+                Some(path) => vec![Query::Image(path)],
+                None => text.into_iter().map(Query::Text).collect(),
+            };
+            let gallery = if captions { Gallery::Captions } else { Gallery::Images };
+            let found = SearchTask { index, model: None, queries, gallery, k }.run_on(cli.device)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                for results in &found {
+                    print!("{}", search::table(results));
+                }
+            }
+        }
+        Command::Serve { index, host, port } => {
+            let on_listen = |address: std::net::SocketAddr, what: &str| {
+                println!("serving {what} on http://{address}/ (Ctrl-C stops)");
+            };
+            ServeTask { index, model: None, address: (host, port).into(), on_listen }.run_on(cli.device)?;
         }
         Command::Devices => println!("{}", compiled_backends().join("\n")),
     }

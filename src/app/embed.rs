@@ -1,4 +1,5 @@
-//! `otclip embed`: one tower, texts or images in, an f32 `.npy` of shape [n, d] out.
+//! `otclip embed`: texts or images in, an f32 `.npy` of shape [n, d] out, with one pretrained
+//! tower or with a trained model (a run or an export: projected and normalised as it scores).
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use crate::data::decode::decode_image;
 use crate::data::{ImageLimits, ImageNormalization};
 use crate::model::{Pooling, TextBatch, VitConfig, VitModel};
 use crate::weights::{load_image_tower, load_text_tower, TextTower, TowerSource};
+use super::trained::{ModelSource, TrainedModel};
 
 /// What to embed.
 #[derive(Debug, Clone)]
@@ -24,9 +26,18 @@ pub enum EmbedInput {
     PixelValues(PathBuf),
 }
 
+/// What embeds.
+#[derive(Debug, Clone)]
+pub enum Embedder {
+    /// One pretrained tower: its pooled features (or, with `project`, its own projection).
+    Tower(TowerSource),
+    /// A trained dual encoder: its normalised embeddings in the shared space.
+    Trained(ModelSource),
+}
+
 #[derive(Debug, Clone)]
 pub struct EmbedTask {
-    pub tower: TowerSource,
+    pub embedder: Embedder,
     pub input: EmbedInput,
     pub pooling: Option<Pooling>,
     pub project: bool,
@@ -46,11 +57,67 @@ pub struct EmbedSummary {
 impl InferenceTask for EmbedTask {
     type Output = EmbedSummary;
     fn run<B: Backend + SinkhornBackend>(self, device: B::Device) -> Result<EmbedSummary> {
+        let (rows, count) = match &self.embedder {
+            Embedder::Trained(source) => self.with_trained::<B>(source, &device)?,
+            Embedder::Tower(tower) => self.with_tower::<B>(tower, &device)?,
+        };
+        if rows.iter().any(|v| !v.is_finite()) {
+            bail!("the embeddings came out non-finite (NaN or infinite); the checkpoint's weights may be corrupt; nothing was written to {}", self.out.display());
+        }
+        let dim = if count == 0 { 0 } else { rows.len() / count };
+        crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
+        Ok(EmbedSummary { rows: count, dim })
+    }
+}
+
+impl EmbedTask {
+    pub fn run_on(self, spec: DeviceSpec) -> Result<EmbedSummary> {
+        dispatch_inference(spec, false, self)
+    }
+
+    /// Rows and their count, embedded by a trained model.
+    fn with_trained<B: Backend>(&self, source: &ModelSource, device: &B::Device) -> Result<(Vec<f32>, usize)> {
+        if self.project || self.pooling.is_some() || self.allow_partial {
+            bail!("--project, --pooling and --allow-partial apply to one tower; a trained model embeds as it was trained");
+        }
+        let model = TrainedModel::<B>::load(source, device)?;
+        match &self.input {
+            EmbedInput::Texts(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let texts: Vec<&str> = text.lines().collect();
+                Ok((model.embed_texts(&texts, self.batch_size)?, texts.len()))
+            }
+            EmbedInput::Images(path) => {
+                let files = image_list(path)?;
+                let embedded = model.embed_files(&files, ImageLimits::default())?;
+                if let Some((_, error)) = embedded.failed.first() {
+                    bail!("cannot embed {error}; nothing was written to {}", self.out.display());
+                }
+                Ok((embedded.rows.into_iter().flat_map(|(_, row)| row).collect(), files.len()))
+            }
+            EmbedInput::PixelValues(path) => {
+                let array = crate::npy::read(path)?;
+                let side = model.batcher.image_size as usize;
+                if !matches!(array.shape.as_slice(), [_, 3, h, w] if *h == side && *w == side) {
+                    bail!("{}: pixel values of shape {:?}; expected [n, 3, {side}, {side}] for this model", path.display(), array.shape);
+                }
+                if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
+                    bail!("{}: pixel value {at} (flat index) is {}; expected finite pixel values", path.display(), array.data[at]);
+                }
+                let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
+                Ok((model.embed_pixels(&data, [side, side], self.batch_size)?, array.shape[0]))
+            }
+        }
+    }
+
+    /// Rows and their count, embedded by one pretrained tower.
+    fn with_tower<B: Backend>(&self, tower_source: &TowerSource, device: &B::Device) -> Result<(Vec<f32>, usize)> {
+        let device = device.clone();
         let (rows, count) = match &self.input {
             EmbedInput::Texts(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
                 let texts: Vec<&str> = text.lines().collect();
-                let tower = load_text_tower::<B>(self.tower.dir(), self.pooling, self.max_length, self.allow_partial, &device)?;
+                let tower = load_text_tower::<B>(tower_source.dir(), self.pooling, self.max_length, self.allow_partial, &device)?;
                 eprint!("{}", tower.report);
                 if self.project {
                     bail!("--project: BERT-family text towers have no projection head of their own");
@@ -58,7 +125,7 @@ impl InferenceTask for EmbedTask {
                 (embed_texts(&tower, &texts, self.batch_size, &device)?, texts.len())
             }
             EmbedInput::Images(_) | EmbedInput::PixelValues(_) => {
-                let tower = load_image_tower::<B>(&self.tower, self.pooling, self.allow_partial, &device)?;
+                let tower = load_image_tower::<B>(tower_source, self.pooling, self.allow_partial, &device)?;
                 eprint!("{}", tower.report);
                 if self.project && tower.model.projection.is_none() {
                     bail!("--project: this image tower has no projection head");
@@ -84,18 +151,7 @@ impl InferenceTask for EmbedTask {
                 (embed_pixels(&tower.model, &pixels, size, self.batch_size, self.project, &device)?, n)
             }
         };
-        if rows.iter().any(|v| !v.is_finite()) {
-            bail!("the embeddings came out non-finite (NaN or infinite); the checkpoint's weights may be corrupt; nothing was written to {}", self.out.display());
-        }
-        let dim = if count == 0 { 0 } else { rows.len() / count };
-        crate::npy::write_f32(&self.out, &[count, dim], &rows)?;
-        Ok(EmbedSummary { rows: count, dim })
-    }
-}
-
-impl EmbedTask {
-    pub fn run_on(self, spec: DeviceSpec) -> Result<EmbedSummary> {
-        dispatch_inference(spec, false, self)
+        Ok((rows, count))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Evaluation: embed a split with a trained model, rank, and report in CLIP_benchmark's shape.
 
+pub mod index;
 pub mod retrieval;
 
 use anyhow::Result;
@@ -88,6 +89,8 @@ impl EvalReport {
         for (index, k) in RECALL_KS.iter().enumerate() {
             metrics.insert(format!("image_retrieval_recall@{k}"), json!(m.t2i_recall[index]));
             metrics.insert(format!("text_retrieval_recall@{k}"), json!(m.i2t_recall[index]));
+            metrics.insert(format!("image_retrieval_map@{k}"), json!(m.t2i_map_at[index]));
+            metrics.insert(format!("text_retrieval_map@{k}"), json!(m.i2t_map_at[index]));
         }
         let extra = json!({
             "mean_recall": m.mean_recall(),
@@ -99,7 +102,7 @@ impl EvalReport {
             "text_retrieval_mean_rank": m.i2t_mean_rank,
             "image_retrieval_map": m.t2i_map,
             "text_retrieval_map": m.i2t_map,
-            "map_definition": "AP over all relevant items in the full ranked gallery; t2i has one relevant image (AP = 1/rank); ties with negatives count against the query",
+            "map_definition": "AP over all relevant items in the full ranked gallery; t2i has one relevant image (AP = 1/rank); ties with negatives count against the query; map@K sums precision at the relevant ranks <= K and divides by min(K, relevant items)",
             "modality_gap": self.geometry.modality_gap,
             "alignment": self.geometry.alignment,
             "uniformity_image": self.geometry.uniformity_image,

@@ -21,6 +21,11 @@ pub struct RetrievalMetrics {
     /// Mean average precision over all relevant items (for t2i, AP = 1 / rank).
     pub i2t_map: f64,
     pub t2i_map: f64,
+    /// MAP@K for K in [`RECALL_KS`]: AP@K = Σ_{relevant at rank r ≤ K} P(r) / min(K, relevant).
+    #[serde(default)]
+    pub i2t_map_at: [f64; 3],
+    #[serde(default)]
+    pub t2i_map_at: [f64; 3],
 }
 
 pub const RECALL_KS: [usize; 3] = [1, 5, 10];
@@ -63,6 +68,17 @@ fn median(values: &mut [usize]) -> f64 {
     }
 }
 
+// ANCHOR: average_precision
+/// Average precision of one query whose relevant items sit at the 1-based, increasing `ranks`,
+/// counting those at rank ≤ `k` and dividing by min(`k`, relevant items): plain AP for
+/// `k = usize::MAX`, and for one relevant item 1 / rank, or 0 beyond `k`.
+pub fn average_precision(ranks: &[usize], k: usize) -> f64 {
+    // A fold from +0.0: `sum` of nothing is −0.0, which would print as such.
+    let hits = ranks.iter().enumerate().filter(|&(_, &r)| r <= k).fold(0.0, |sum, (j, &r)| sum + (j + 1) as f64 / r as f64);
+    hits / ranks.len().min(k).max(1) as f64
+}
+// ANCHOR_END: average_precision
+
 /// `scores` is `[captions, images]` row-major; `caption_image[c]` is the image of caption c.
 pub fn retrieval_metrics(scores: &[f32], caption_image: &[usize], images: usize) -> RetrievalMetrics {
     let captions = caption_image.len();
@@ -84,6 +100,7 @@ pub fn retrieval_metrics(scores: &[f32], caption_image: &[usize], images: usize)
     }
     let mut i2t_ranks = Vec::with_capacity(images);
     let mut i2t_ap = Vec::with_capacity(images);
+    let mut i2t_ap_at = Vec::with_capacity(images);
     for (i, positives) in captions_of.iter().enumerate() {
         if positives.is_empty() {
             continue;
@@ -94,13 +111,10 @@ pub fn retrieval_metrics(scores: &[f32], caption_image: &[usize], images: usize)
             (0..captions).filter(|&c| caption_image[c] != i).map(|c| score(c, i)).collect();
         let above = |s: f32| negatives.iter().filter(|&&n| at_or_above(n, s)).count();
         i2t_ranks.push(1 + above(positive_scores[0]));
-        let ap = positive_scores
-            .iter()
-            .enumerate()
-            .map(|(k, &s)| (k + 1) as f64 / (k + 1 + above(s)) as f64)
-            .sum::<f64>()
-            / positive_scores.len() as f64;
-        i2t_ap.push(ap);
+        // The j-th positive (0-based) sits at rank j + 1 + the negatives at or above it.
+        let ranks: Vec<usize> = positive_scores.iter().enumerate().map(|(j, &s)| j + 1 + above(s)).collect();
+        i2t_ap.push(average_precision(&ranks, usize::MAX));
+        i2t_ap_at.push(RECALL_KS.map(|k| average_precision(&ranks, k)));
     }
 
     let recall = |ranks: &[usize]| RECALL_KS.map(|k| ranks.iter().filter(|&&r| r <= k).count() as f64 / ranks.len().max(1) as f64);
@@ -114,6 +128,8 @@ pub fn retrieval_metrics(scores: &[f32], caption_image: &[usize], images: usize)
         t2i_mean_rank: mean(&t2i_ranks),
         i2t_map: i2t_ap.iter().sum::<f64>() / i2t_ap.len().max(1) as f64,
         t2i_map: t2i_ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / captions.max(1) as f64,
+        i2t_map_at: std::array::from_fn(|index| i2t_ap_at.iter().map(|ap: &[f64; 3]| ap[index]).sum::<f64>() / i2t_ap_at.len().max(1) as f64),
+        t2i_map_at: RECALL_KS.map(|k| t2i_ranks.iter().map(|&r| average_precision(&[r], k)).sum::<f64>() / captions.max(1) as f64),
         i2t_median_rank: median(&mut i2t_ranks),
         t2i_median_rank: median(&mut t2i_ranks),
     }

@@ -215,11 +215,12 @@ impl<B: Backend> BertModel<B> {
         self.pool(hidden, batch)
     }
 
-    /// Pools a last hidden state as configured; `pooler` needs the pooler layer.
+    /// Pools a last hidden state as configured; `pooler` needs the pooler layer, which
+    /// [`BertConfig::validate`] checks.
     pub fn pool(&self, hidden: Tensor<B, 3>, batch: &TextBatch<B>) -> Tensor<B, 2> {
         match (self.pooling, &self.pooler) {
             (Pooling::Pooler, Some(pooler)) => pooler.dense.forward(pool(Pooling::Cls, hidden, None)).tanh(),
-            (Pooling::Pooler, None) => panic!("pooling = pooler, but this text tower has no pooler layer"),
+            (Pooling::Pooler, None) => unreachable!("BertConfig::validate refuses pooler pooling without a pooler layer"),
             (pooling, _) => pool(pooling, hidden, Some(batch.attention_mask.clone().float())),
         }
     }

@@ -127,6 +127,9 @@ impl BertConfig {
         size("type_vocab_size", self.type_vocab_size, 1, 1024)?;
         norm_eps(self.layer_norm_eps)?;
         dropout("hidden_dropout_prob", self.hidden_dropout_prob)?;
+        if self.pooling == super::Pooling::Pooler && !self.add_pooling_layer {
+            return fail("pooling", "pooler", "cls or mean: this text tower has no pooler layer (add_pooling_layer = false)");
+        }
         if self.pad_token_id >= self.vocab_size {
             return fail("pad_token_id", self.pad_token_id, format!("an id below vocab_size = {}", self.vocab_size));
         }

@@ -30,8 +30,9 @@ pub struct VitConfig {
     pub layer_norm_eps: f64,
     #[config(default = 0.0)]
     pub hidden_dropout_prob: f64,
-    /// `cls` takes the class token; `mean` (timm's `avg`) averages the patch tokens; `pooler`
-    /// uses the trained head (HF ViT's pooler, CLIP's `post_layernorm`).
+    /// `cls` takes the class token; `mean` (timm's `avg`) averages the patch tokens; `pooler` is
+    /// transformers' `pooler_output`: HF ViT's pooler (dense + tanh) when the tower has one, else
+    /// the class token after the final norm (CLIP's `post_layernorm`, DINOv2, DINOv3).
     #[config(default = "Pooling::Cls")]
     pub pooling: Pooling,
     /// CLIP's `x * sigmoid(1.702 x)` instead of the exact GELU.
@@ -298,11 +299,10 @@ impl<B: Backend> VitModel<B> {
             Pooling::Cls | Pooling::Pooler => pool(Pooling::Cls, hidden, None),
         };
         let pooled = if self.norm_pooled_only { self.layernorm.forward(pooled) } else { pooled };
+        // `pooler` is transformers' `pooler_output`: ViT's dense + tanh where the tower has it,
+        // else the class token after the final norm (CLIP's post_layernorm, DINOv2, DINOv3).
         match (self.pooling, &self.pooler) {
             (Pooling::Pooler, Some(pooler)) => pooler.dense.forward(pooled).tanh(),
-            (Pooling::Pooler, None) if !self.norm_pooled_only => {
-                panic!("pooling = pooler, but this image tower has no pooler layer")
-            }
             _ => pooled,
         }
     }

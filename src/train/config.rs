@@ -485,9 +485,12 @@ impl TrainConfig {
         config.image_head = m.image_head.to_config();
         config.text_head = m.text_head.to_config();
         config.vision.pooling = m.image_pooling;
+        // A from-scratch tower with `pooler` pooling gets the pooler it pools with (HF ViT's and BERT's).
+        config.vision.add_pooling_layer = m.image_pooling == Pooling::Pooler;
         config.vision.hidden_dropout_prob = m.dropout;
         config.vision.image_size = self.preset_image_size() as usize;
         config.text.pooling = m.text_pooling;
+        config.text.add_pooling_layer = m.text_pooling == Pooling::Pooler;
         config.text.hidden_dropout_prob = m.dropout;
         config.text.max_position_embeddings = config.text.max_position_embeddings.max(self.tokenizer.max_length);
         if self.loss.objective().uses_siglip() {

@@ -153,8 +153,10 @@ pub fn load_image_tower_with<B: Backend>(
     }
     adjust(&mut config);
     config.validate().map_err(|e| anyhow!("{}: {e}", source.dir().join("config.json").display()))?;
-    if config.pooling == Pooling::Pooler && !config.add_pooling_layer && !config.norm_pooled_only {
-        bail!("{}: pooling = pooler, but this image tower has no pooler", file.display());
+    // transformers' ViTModel has no `pooler_output` without its pooler; DINOv2's and DINOv3's
+    // is the normed class token, CLIP's the post-layernormed one.
+    if config.pooling == Pooling::Pooler && layout == Layout::Vit && !config.add_pooling_layer {
+        bail!("{}: pooling = pooler, but this ViT checkpoint has no pooler.dense weights (transformers gives it no pooler_output)", file.display());
     }
     let (model, report) = apply_tensors(config.init::<B>(device), tensors, &KeyMap::new(layout), &file, allow_partial)?;
     Ok(ImageTower { model, config, report, normalization })

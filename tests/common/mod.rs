@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod grad_check;
+pub mod http;
 pub mod pot;
 
 use std::path::{Path, PathBuf};

@@ -30,6 +30,7 @@ mod towers_fixtures;
 mod towers_io;
 mod towers_real_model;
 mod training;
+mod use_model;
 mod wgpu_parity;
 
 /// Fails when a test of this binary made its first ndarray tensor in the other float type.

@@ -95,6 +95,9 @@ fn check_towers<B: Backend>(device: &B::Device) -> Vec<(String, f32)> {
     push("dinov2 pooler_output", diff(tower.model.embed(pixels), &r["pooler_output"], "dinov2 pooler_output"));
     let big = floats::<B, 4>(&r["pixel_values_48"], device);
     push("dinov2 48px", diff(tower.model.forward(big), &r["last_hidden_state_48"], "dinov2 last_hidden_state at 48 px"));
+    // `--pooling pooler` is transformers' pooler_output for DINOv2: the normed class token.
+    let tower = load_image_tower::<B>(&TowerSource::Hf(common::fixture("towers/dinov2")), Some(Pooling::Pooler), false, device).unwrap();
+    push("dinov2 pooling=pooler", diff(tower.model.embed(floats::<B, 4>(&r["pixel_values"], device)), &r["pooler_output"], "dinov2 pooling = pooler"));
 
     // timm DINOv3: rotary embeddings, registers, layer scale, avg pooling.
     let r = reference("dinov3_timm");
@@ -103,7 +106,12 @@ fn check_towers<B: Backend>(device: &B::Device) -> Vec<(String, f32)> {
     assert!(tower.report.unused.is_empty() && tower.report.missing.is_empty(), "{}", tower.report);
     let pixels = floats::<B, 4>(&r["pixel_values"], device);
     push("dinov3 features", diff(tower.model.forward(pixels.clone()), &r["last_hidden_state"], "dinov3 forward_features"));
-    push("dinov3 avg", diff(tower.model.embed(pixels), &r["pooled"], "dinov3 avg pooled"));
+    push("dinov3 avg", diff(tower.model.embed(pixels.clone()), &r["pooled"], "dinov3 avg pooled"));
+    // DINOv3's pooler_output (transformers' DINOv3ViTModel) is the class token after the norm.
+    let tower = load_image_tower::<B>(&source, Some(Pooling::Pooler), false, device).unwrap();
+    let [batch, _, width] = floats::<B, 3>(&r["last_hidden_state"], device).dims();
+    let class_token = floats::<B, 3>(&r["last_hidden_state"], device).slice([0..batch, 0..1]).reshape([batch, width]).into_data();
+    push("dinov3 pooling=pooler", diff(tower.model.embed(pixels), &class_token, "dinov3 pooling = pooler"));
     results
 }
 
@@ -129,4 +137,33 @@ fn towers_match_reference_on_wgpu() {
         return;
     }
     assert_all(&check_towers::<otclip::backend::WgpuBackend>(&burn::backend::wgpu::WgpuDevice::DefaultDevice), "wgpu");
+}
+
+#[test]
+fn pooler_pooling_from_scratch_builds_its_pooler() {
+    use otclip::model::VitConfig;
+    let config = otclip::train::TrainConfig::parse(
+        otclip::SYNTHETIC_VI_CONFIG,
+        "synthetic_vi.toml",
+        &["model.image_pooling=\"pooler\"".to_string(), "model.text_pooling=\"pooler\"".to_string()],
+    )
+    .unwrap();
+    let model = config.model_config(120);
+    assert!(model.vision.add_pooling_layer && model.text.add_pooling_layer);
+    let device = Default::default();
+    let dual = model.init::<NdArray<f32>>(&device);
+    assert!(dual.vision_model.pooler.is_some() && dual.text_model.pooler.is_some());
+    // A BERT config that pools with a pooler it lacks is refused, naming the key.
+    let mut text = model.text.clone();
+    text.add_pooling_layer = false;
+    let error = text.validate().unwrap_err().to_string();
+    assert!(error.contains("pooling") && error.contains("pooler"), "{error}");
+    // A ViT without a dense pooler pools the normed class token (DINOv2's pooler_output).
+    let vit = VitConfig::new(16, 8, 16, 1, 2, 32).with_pooling(Pooling::Pooler);
+    let tower = vit.init::<NdArray<f32>>(&device);
+    let pixels = Tensor::<NdArray<f32>, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
+    let hidden = tower.forward(pixels.clone());
+    let class_token: Vec<f32> = hidden.slice([0..2, 0..1]).reshape([2, 16]).into_data().into_vec().unwrap();
+    let pooled: Vec<f32> = tower.embed(pixels).into_data().into_vec().unwrap();
+    assert_eq!(pooled, class_token);
 }
