@@ -161,8 +161,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Export a trained run to HF-style safetensors: model.safetensors, config.json,
-    /// tokenizer.json and preprocessor_config.json.
+    /// Export a trained run as a folder that Hugging Face transformers loads with
+    /// trust_remote_code=True: weights, config, modelling code, tokenizer, image processor, model card.
     Export {
         #[arg(long)]
         run: PathBuf,

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod eval;
 pub mod export;
 pub mod index;
+pub mod model_card;
 pub mod ot_solve;
 pub mod search;
 pub mod serve;

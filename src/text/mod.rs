@@ -203,6 +203,11 @@ impl CaptionTokenizer {
         self.max_length
     }
 
+    /// The id that pads a batch.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.inner
     }

@@ -3,7 +3,7 @@
 //! - [`keymap`]: explicit key maps from checkpoint names to otclip's module paths;
 //! - [`load`]: reading tensors and applying them through a key map, with a [`LoadReport`];
 //! - [`towers`]: a tower (config, weights, tokenizer) from a folder;
-//! - [`export`]: a trained dual encoder written as HF-style safetensors.
+//! - [`export`]: a trained dual encoder written as a folder that transformers loads.
 
 pub mod config;
 pub mod export;

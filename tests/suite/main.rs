@@ -15,6 +15,7 @@ mod data_parallel;
 mod data_pipeline;
 mod dataset_fuzz;
 mod datasets;
+mod export_hf;
 mod heads;
 mod hostile;
 mod paper_recipe;

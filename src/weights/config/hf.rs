@@ -256,8 +256,8 @@ impl SentenceTransformersPooling {
     }
 }
 
-/// The `config.json` that `otclip export` writes: HF sub-configs for other tools, and otclip's
-/// own config, which is what otclip reads back.
+/// The `config.json` that `otclip export` writes: the config of its transformers modelling code
+/// (`model_type: "otclip"`), and otclip's own config, which is what otclip reads back.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExportedConfig {
     /// otclip's `DualEncoderConfig`, read with `DualEncoderConfig::from_json`.
