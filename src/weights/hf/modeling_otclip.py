@@ -200,8 +200,6 @@ class VisionTower(nn.Module):
         projection = c.get("projection_dim")
         # The tower's own projection (CLIP's `visual_projection`), kept but not used by the embeddings.
         self.projection = nn.Linear(d, projection, bias=False) if projection else None
-        if self.pooling == "pooler" and self.pooler is None and not self.norm_pooled_only:
-            raise ValueError("config.json: vision_config.pooling = pooler, but the tower has no pooler layer")
 
     def forward(self, pixel_values):
         """The last hidden state; after the final norm unless it applies to the pooled token only."""
@@ -222,6 +220,8 @@ class VisionTower(nn.Module):
         pooled = hidden[:, self.num_prefix_tokens :].mean(1) if self.pooling == "mean" else hidden[:, 0]
         if self.norm_pooled_only:
             pooled = self.layernorm(pooled)
+        # `pooler` is transformers' pooler_output: the dense + tanh pooler where the tower has one,
+        # else the class token after the final norm (CLIP, DINOv2, DINOv3).
         if self.pooling == "pooler" and self.pooler is not None:
             pooled = torch.tanh(self.pooler.dense(pooled))
         return pooled
