@@ -40,25 +40,11 @@ struct ResultMetrics {
     captions: usize,
 }
 
-/// How to load an export; `{path}` stands for the folder.
-pub const LOAD_SNIPPET: &str = r#"import torch
-from PIL import Image
-from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
-path = "{path}"  # this folder (or its hub id)
-model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
-# trust_remote_code lets the tokenizer and processor read config.json without asking.
-tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-processor = AutoImageProcessor.from_pretrained(path, trust_remote_code=True)
-
-texts = tokenizer(["a red circle", "two blue squares"], padding=True, truncation=True, return_tensors="pt")
-pixels = processor(images=[Image.open("photo.jpg").convert("RGB")], return_tensors="pt")["pixel_values"]
-with torch.no_grad():
-    text_embeds = model.get_text_features(**texts)  # [2, d], L2-normalised
-    image_embeds = model.get_image_features(pixel_values=pixels)  # [1, d], L2-normalised
-    similarity = image_embeds @ text_embeds.T
-    logits_per_image = model(**texts, pixel_values=pixels).logits_per_image  # exp(logit_scale) * similarity
-"#;
+/// How to load an export (`src/app/load_export.py`, also shown in the book); the card puts the
+/// folder in place of [`SNIPPET_PATH`].
+pub const LOAD_SNIPPET: &str = include_str!("load_export.py");
+/// The folder's placeholder in [`LOAD_SNIPPET`].
+pub const SNIPPET_PATH: &str = "path/to/the/export";
 
 fn head(h: &HeadConfig) -> String {
     let bias = if h.bias { " with bias" } else { "" };
@@ -144,7 +130,7 @@ pub fn model_card(run_dir: &Path, checkpoint: &str, config: &TrainConfig, model:
         None => writeln!(card, "None: the run has no `results.json` (write one with `otclip eval --run RUN`).\n")?,
     }
     writeln!(card, "## Use it\n")?;
-    writeln!(card, "```python\n{}```\n", LOAD_SNIPPET.replace("{path}", "path/to/this/folder"))?;
+    writeln!(card, "```python\n{}```\n", LOAD_SNIPPET.replace(SNIPPET_PATH, "path/to/this/folder"))?;
     writeln!(
         card,
         "The image processor is otclip's evaluation transform: the shorter side resized to {} px (bicubic), a centre \
