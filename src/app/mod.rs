@@ -11,5 +11,6 @@ pub mod embed;
 pub mod eval;
 pub mod export;
 pub mod ot_solve;
+pub mod plot;
 pub mod teacher;
 pub mod train;
