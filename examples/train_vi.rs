@@ -57,7 +57,7 @@ fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<E
     eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
 
     let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };
-    let report = task.run_on(args.device)?;
+    let report = task.run_on(args.device)?.report;
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&report.to_json())?)?;
     Ok(report)
 }

@@ -14,11 +14,13 @@ use otclip::app::trained::ModelSource;
 use otclip::app::eval::EvalTask;
 use otclip::app::export::ExportTask;
 use otclip::app::ot_solve::SolveTask;
+use otclip::app::plot::PlotTask;
 use otclip::app::teacher::{TeacherEncoder, TeacherTask};
 use otclip::app::train::TrainTask;
 use otclip::app::data_check;
 use otclip::backend::{compiled_backends, DeviceSpec};
 use otclip::data::{DatasetSpec, Split};
+use otclip::eval::plots::TrainingPlot;
 use otclip::loss::{GradMode, SinkhornConfig, SolverPath};
 use otclip::train::{Nodes, TrainConfig, TrainOptions};
 use otclip::weights::TowerSource;
@@ -67,7 +69,8 @@ enum Command {
         #[arg(long, env = "OTCLIP_NODE_ADDRESS", requires = "nodes")]
         node_address: Option<String>,
     },
-    /// Evaluate a trained run on a split and write RUN/results.json.
+    /// Evaluate a trained run on a split and write RUN/results.json, and a 2-D projection of the
+    /// split's embeddings, RUN/plots/embeddings-<split>.png.
     Eval {
         #[arg(long)]
         run: PathBuf,
@@ -82,6 +85,12 @@ enum Command {
         /// Evaluate on this dataset spec instead of the run's own (e.g. `xm3600:/data/xm3600?lang=vi`).
         #[arg(long)]
         data: Option<DatasetSpec>,
+    },
+    /// Redraw a run's training plots (RUN/plots/: loss, learning rate, validation recall) from
+    /// its metrics.jsonl.
+    Plot {
+        #[arg(long)]
+        run: PathBuf,
     },
     /// Embed a dataset split with a trained run or pretrained towers and write a SIGROT teacher
     /// file (safetensors, keyed by the dataset's image ids and caption texts).
@@ -340,7 +349,8 @@ fn main() -> Result<()> {
             }
         }
         Command::Eval { run, split, checkpoint, json, data } => {
-            let report = EvalTask { run_dir: run.clone(), checkpoint, split, data }.run_on(cli.device)?;
+            let evaluation = EvalTask { run_dir: run.clone(), checkpoint, split, data }.run_on(cli.device)?;
+            let report = evaluation.report;
             let value = report.to_json();
             let path = run.join("results.json");
             std::fs::write(&path, serde_json::to_string_pretty(&value)?).with_context(|| format!("cannot write {}", path.display()))?;
@@ -349,6 +359,23 @@ fn main() -> Result<()> {
             } else {
                 print!("{}", report.table());
                 println!("wrote {}", path.display());
+            }
+            if let Some(plot) = evaluation.embedding_plot {
+                // With --json, stdout holds the JSON alone.
+                if json {
+                    eprintln!("wrote {}", plot.display());
+                } else {
+                    println!("wrote {}", plot.display());
+                }
+            }
+        }
+        Command::Plot { run } => {
+            let written = PlotTask { run_dir: run.clone() }.run()?;
+            for (_, path) in &written {
+                println!("wrote {}", path.display());
+            }
+            if !written.iter().any(|(plot, _)| *plot == TrainingPlot::Recall) {
+                println!("no validation rows yet, so no {}", TrainingPlot::Recall.file_name());
             }
         }
         Command::Ot { command: OtCommand::Solve { cost, eps, tau, balanced, iters, tol, a, b, out, f32, solver } } => {

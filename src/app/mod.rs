@@ -13,6 +13,7 @@ pub mod export;
 pub mod index;
 pub mod model_card;
 pub mod ot_solve;
+pub mod plot;
 pub mod search;
 pub mod serve;
 pub mod teacher;

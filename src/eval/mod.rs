@@ -1,6 +1,10 @@
-//! Evaluation: embed a split with a trained model, rank, and report in CLIP_benchmark's shape.
+//! Evaluation: embed a split with a trained model, rank, and report in CLIP_benchmark's shape;
+//! and the run's PNG plots (`plots.rs`: training curves, and the embeddings' 2-D projection).
 
 pub mod index;
+pub mod metrics_log;
+pub mod plots;
+pub mod projection;
 pub mod retrieval;
 
 use anyhow::Result;

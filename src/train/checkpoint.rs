@@ -11,6 +11,9 @@
 //! RUN/checkpoints/best/    model.mpk, state.json (best validation t2i R@1)
 //! RUN/checkpoints/best-2/  the second best, … up to train.keep_best
 //! RUN/results.json         written by `otclip eval`
+//! RUN/plots/               PNG plots: loss.png, lr.png, recall.png (redrawn at every
+//!                          validation, and by `otclip plot`); embeddings-<split>.png (by
+//!                          `otclip eval`: the split's images and captions, PCA to 2-D)
 // ANCHOR_END: run_dir_layout
 //! ```
 

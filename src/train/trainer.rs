@@ -27,6 +27,8 @@ use super::schedule::{Schedule, WarmupCosine};
 use super::splits::{load_split, validate};
 use crate::data::loader::{make_batches, BatchUnit, Loader, LoaderConfig, Shard};
 use crate::data::{teacher, Batcher, CaptionedImages, HostBatch, PairIndex, Pairing, Split};
+use crate::eval::metrics_log::MetricsLog;
+use crate::eval::plots::{draw_training_plots, run_name, PLOTS_DIR};
 use crate::eval::RetrievalMetrics;
 use crate::loss::objective_loss;
 use crate::model::DualEncoder;
@@ -335,6 +337,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
                 val.mean_recall() * 100.0,
             );
         }
+        self.draw_plots();
         let entry = Ranked { epoch: self.state.epoch, t2i_r1: val.t2i_recall[0] };
         let mut ranked = std::mem::take(&mut self.state.ranked);
         let rank = self.run.make_room(&mut ranked, entry, config.train.keep_best);
@@ -386,6 +389,18 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
     fn append_metrics(&mut self, value: serde_json::Value) -> Result<()> {
         let Some(metrics) = &mut self.metrics else { return Ok(()) };
         writeln!(metrics, "{value}").map_err(|e| anyhow!("cannot append to {}: {e}", self.run.path("metrics.jsonl").display()))
+    }
+
+    /// Redraws `RUN/plots/` from `metrics.jsonl` (the leader only). A failure is a warning:
+    /// the plots never stop training.
+    fn draw_plots(&self) {
+        if self.metrics.is_none() {
+            return;
+        }
+        let dir = self.run.path(PLOTS_DIR);
+        if let Err(e) = MetricsLog::read(&self.run.path("metrics.jsonl")).and_then(|log| draw_training_plots(&log, &dir, &run_name(&self.run.root))) {
+            eprintln!("warning: the training plots in {} were not drawn: {e:#}", dir.display());
+        }
     }
 
     /// This data-parallel worker's part of every update; `None` on one device.

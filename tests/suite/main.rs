@@ -20,6 +20,7 @@ mod heads;
 mod hostile;
 mod paper_recipe;
 mod parser_fuzz;
+mod plots;
 mod precision;
 mod retrieval_metrics;
 mod sinkhorn_kernel;
