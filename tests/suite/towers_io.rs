@@ -291,7 +291,7 @@ fn training_starts_from_pretrained_towers() {
     let exported = CaptionTokenizer::from_dir(&out, 512).unwrap();
     assert_eq!(exported.encode_batch(&captions).unwrap(), own.encode_batch(&captions).unwrap(), "the exported tokenizer");
     let preprocessor: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("preprocessor_config.json")).unwrap()).unwrap();
-    assert_eq!(preprocessor["size"]["height"], 32);
+    assert_eq!((preprocessor["crop_size"]["height"].as_u64(), preprocessor["size"]["shortest_edge"].as_u64()), (Some(32), Some(37)), "the tower's image size");
     let (model, _, report) = load_exported::<B>(&out, &device).unwrap();
     assert!(report.missing.is_empty() && report.unused.is_empty(), "{report}");
     let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);

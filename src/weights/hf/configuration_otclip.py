@@ -1,5 +1,5 @@
-# Written by `otclip export` (https://github.com/otclip): the configuration of an otclip dual
-# encoder for Hugging Face transformers (5.x), loaded with `trust_remote_code=True`.
+# Written by `otclip export`: the configuration of an otclip dual encoder for Hugging Face
+# transformers (5.x), loaded with `trust_remote_code=True`.
 """Configuration of an otclip dual encoder: an image tower, a text tower, a head on each and a
 learnable temperature. Every switch the towers have is spelled out in `vision_config` and
 `text_config`; `model_type` in each names the family the tower belongs to."""

@@ -1,6 +1,6 @@
-# Written by `otclip export` (https://github.com/otclip): an otclip dual encoder in plain torch for
-# Hugging Face transformers (5.x), loaded with `trust_remote_code=True`. Module names are the keys
-# of `model.safetensors`; the computation is otclip's (`encode_image`, `encode_text`).
+# Written by `otclip export`: an otclip dual encoder in plain torch for Hugging Face transformers
+# (5.x), loaded with `trust_remote_code=True`. Module names are the keys of `model.safetensors`;
+# the computation is otclip's (`encode_image`, `encode_text`).
 """otclip dual encoder: `get_image_features` and `get_text_features` return the projected,
 L2-normalised embeddings otclip computes; `forward` returns CLIP-style logits."""
 
