@@ -89,11 +89,16 @@ impl EmbedTask {
             }
             EmbedInput::Images(path) => {
                 let files = image_list(path)?;
-                let embedded = model.embed_files(&files, ImageLimits::default())?;
-                if let Some((_, error)) = embedded.failed.first() {
-                    bail!("cannot embed {error}; nothing was written to {}", self.out.display());
+                let mut rows = Vec::with_capacity(files.len() * model.dim());
+                // A batch at a time, so that a large folder's pixels are never all in memory.
+                for chunk in files.chunks(self.batch_size.max(1)) {
+                    let embedded = model.embed_files(chunk, ImageLimits::default(), self.batch_size)?;
+                    if let Some((_, error)) = embedded.failed.first() {
+                        bail!("cannot embed {error}; nothing was written to {}", self.out.display());
+                    }
+                    rows.extend(embedded.rows.into_iter().flat_map(|(_, row)| row));
                 }
-                Ok((embedded.rows.into_iter().flat_map(|(_, row)| row).collect(), files.len()))
+                Ok((rows, files.len()))
             }
             EmbedInput::PixelValues(path) => {
                 let array = crate::npy::read(path)?;

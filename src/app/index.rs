@@ -115,7 +115,7 @@ fn index_files<B: Backend>(model: &TrainedModel<B>, index: &mut Index, root: &Pa
     let mut added = 0;
     for chunk in todo.chunks(batch_size) {
         let paths: Vec<PathBuf> = chunk.iter().map(|p| (*p).clone()).collect();
-        let embedded = model.embed_files(&paths, ImageLimits::default())?;
+        let embedded = model.embed_files(&paths, ImageLimits::default(), batch_size)?;
         for (at, error) in embedded.failed {
             bar.suspend(|| eprintln!("skipped {error}"));
             index.record_failure(&FailedImage { path: paths[at].clone(), error })?;

@@ -88,7 +88,7 @@ impl<B: Backend> Searcher<B> {
                 self.model.embed_texts(&[text], 1)
             }
             Query::Image(path) => {
-                let mut embedded = self.model.embed_files(std::slice::from_ref(path), ImageLimits::default())?;
+                let mut embedded = self.model.embed_files(std::slice::from_ref(path), ImageLimits::default(), 1)?;
                 if let Some((_, error)) = embedded.failed.pop() {
                     bail!("cannot use the query image: {error}");
                 }

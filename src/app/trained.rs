@@ -109,9 +109,9 @@ impl<B: Backend> TrainedModel<B> {
         Ok(rows)
     }
 
-    /// Decodes `files` in parallel with the evaluation transform and embeds those that decode;
-    /// the others are reported, not fatal.
-    pub fn embed_files(&self, files: &[PathBuf], limits: ImageLimits) -> Result<EmbeddedFiles> {
+    /// Decodes `files` in parallel with the evaluation transform and embeds those that decode,
+    /// `batch_size` at a time; the others are reported, not fatal.
+    pub fn embed_files(&self, files: &[PathBuf], limits: ImageLimits, batch_size: usize) -> Result<EmbeddedFiles> {
         let decoded: Vec<Result<Vec<f32>, String>> = files
             .par_iter()
             .map(|path| {
@@ -132,7 +132,7 @@ impl<B: Backend> TrainedModel<B> {
             }
         }
         let size = self.batcher.image_size as usize;
-        let flat = self.embed_pixels(&pixels, [size, size], kept.len().max(1))?;
+        let flat = self.embed_pixels(&pixels, [size, size], batch_size)?;
         let dim = self.dim();
         let rows = kept.into_iter().zip(flat.chunks(dim.max(1)).map(<[f32]>::to_vec)).collect();
         Ok(EmbeddedFiles { rows, failed })
