@@ -106,9 +106,7 @@ impl EmbedTask {
                 if !matches!(array.shape.as_slice(), [_, 3, h, w] if *h == side && *w == side) {
                     bail!("{}: pixel values of shape {:?}; expected [n, 3, {side}, {side}] for this model", path.display(), array.shape);
                 }
-                if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
-                    bail!("{}: pixel value {at} (flat index) is {}; expected finite pixel values", path.display(), array.data[at]);
-                }
+                check_finite(path, &array)?;
                 let data: Vec<f32> = array.data.iter().map(|&v| v as f32).collect();
                 Ok((model.embed_pixels(&data, [side, side], self.batch_size)?, array.shape[0]))
             }
@@ -199,6 +197,11 @@ fn check_pixel_values(path: &Path, array: &crate::npy::NpyArray, config: &VitCon
         [_, 3, h, w] if fits(*h) && fits(*w) => {}
         shape => bail!("{}: pixel values of shape {shape:?}; expected {expected} for this tower", path.display()),
     }
+    check_finite(path, array)
+}
+
+/// An error naming the first pixel value that is NaN or infinite.
+fn check_finite(path: &Path, array: &crate::npy::NpyArray) -> Result<()> {
     if let Some(at) = array.data.iter().position(|v| !v.is_finite()) {
         bail!("{}: pixel value {at} (flat index) is {}; expected finite pixel values", path.display(), array.data[at]);
     }

@@ -15,7 +15,7 @@ use super::trained::{ModelSource, TrainedModel};
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::{CaptionedImages, DatasetSpec, ImageLimits, ImageSource, Split};
 use crate::eval::index::{CaptionRow, FailedImage, ImageRow, Index, IndexManifest, IndexSource, INDEX_FORMAT};
-use crate::train::{load_split, open_spec, RunDir};
+use crate::train::{load_split, open_spec};
 
 /// What to index.
 #[derive(Debug, Clone)]
@@ -71,10 +71,10 @@ impl InferenceTask for IndexTask {
                 (index, added)
             }
             IndexInput::Dataset { spec, split } => {
-                let dataset = match (spec, &source) {
+                let dataset = match (spec, &model.config) {
                     (Some(spec), _) => open_spec(spec, *split)?,
-                    (None, ModelSource::Run { dir, .. }) => load_split(&RunDir::open(dir)?.read_setup()?.0, *split)?,
-                    (None, ModelSource::Export { dir }) => anyhow::bail!("--split without --data: the export {} has no dataset of its own; name one with --data", dir.display()),
+                    (None, Some(config)) => load_split(config, *split)?,
+                    (None, None) => anyhow::bail!("--split without --data: the export {source} has no dataset of its own; name one with --data"),
                 };
                 let manifest = manifest_for(IndexSource::Dataset { name: dataset.name.clone(), split: split.name().to_string() });
                 let mut index = Index::create_or_resume(&self.out, manifest)?;

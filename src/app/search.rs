@@ -24,10 +24,9 @@ pub enum Query {
 }
 
 /// What to search among.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gallery {
     /// The index's images.
-    #[default]
     Images,
     /// The captions of a dataset index.
     Captions,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,8 @@ use crate::data::decode::decode_image;
 use crate::data::{Batcher, ImageLimits, ImageNormalization};
 use crate::model::DualEncoder;
 use crate::text::CaptionTokenizer;
-use crate::train::load_run;
+use crate::train::{load_run, TrainConfig};
+use crate::weights::config::hf::HfPreprocessorConfig;
 use crate::weights::config::JsonFile;
 use crate::weights::load_exported;
 
@@ -53,6 +54,8 @@ pub struct TrainedModel<B: Backend> {
     pub batcher: Batcher,
     pub source: ModelSource,
     pub device: B::Device,
+    /// The run's training config (`None` for an export): its datasets, for `index --split`.
+    pub config: Option<TrainConfig>,
     dim: usize,
 }
 
@@ -66,10 +69,10 @@ pub struct EmbeddedFiles {
 
 impl<B: Backend> TrainedModel<B> {
     pub fn load(source: &ModelSource, device: &B::Device) -> Result<Self> {
-        let (model, batcher, dim) = match source {
+        let (model, batcher, dim, config) = match source {
             ModelSource::Run { dir, checkpoint } => {
                 let run = load_run::<B>(dir, checkpoint, device)?;
-                (run.model, run.batcher, run.model_config.projection_dim)
+                (run.model, run.batcher, run.model_config.projection_dim, Some(run.config))
             }
             ModelSource::Export { dir } => {
                 let (model, config, _) = load_exported::<B>(dir, device)?;
@@ -78,10 +81,10 @@ impl<B: Backend> TrainedModel<B> {
                 let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, max_length)?;
                 tokenizer.check_fits(config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), dir.join("config.json").display()))?;
                 let (image_size, normalization) = exported_preprocessing(dir, config.vision.image_size as u32)?;
-                (model, Batcher { tokenizer, image_size, normalization }, config.projection_dim)
+                (model, Batcher { tokenizer, image_size, normalization }, config.projection_dim, None)
             }
         };
-        Ok(Self { model, batcher, source: source.clone(), device: device.clone(), dim })
+        Ok(Self { model, batcher, source: source.clone(), device: device.clone(), config, dim })
     }
 
     /// The width of the shared embedding space.
@@ -140,7 +143,7 @@ impl<B: Backend> TrainedModel<B> {
 }
 
 fn to_vec<B: Backend>(tensor: Tensor<B, 2>) -> Result<Vec<f32>> {
-    let rows = tensor.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow!("reading embeddings back: {e:?}"))?;
+    let rows = crate::eval::to_vec(tensor)?;
     if rows.iter().any(|v| !v.is_finite()) {
         anyhow::bail!("the embeddings came out non-finite (NaN or infinite); the model's weights may be corrupt");
     }
@@ -161,21 +164,10 @@ fn exported_preprocessing(dir: &Path, image_size: u32) -> Result<(u32, ImageNorm
     let Some(json) = JsonFile::read_if_present(&path)? else {
         return Ok((image_size, ImageNormalization::default()));
     };
-    let value: serde_json::Value = json.parse()?;
-    let side = ["/crop_size/height", "/size/height", "/crop_size", "/size"]
-        .iter()
-        .find_map(|pointer| value.pointer(pointer).and_then(serde_json::Value::as_u64))
-        .map_or(image_size, |side| side as u32);
-    let triple = |key: &str| -> Result<Option<[f32; 3]>> {
-        match value.get(key) {
-            None => Ok(None),
-            Some(v) => serde_json::from_value::<[f32; 3]>(v.clone())
-                .map(Some)
-                .map_err(|_| anyhow!("{}: `{key}` is {v}; expected three numbers", path.display())),
-        }
-    };
+    let preprocessor = json.parse::<HfPreprocessorConfig>()?;
+    let side = preprocessor.image_side().map_or(image_size, |side| side as u32);
     let default = ImageNormalization::default();
-    let normalization = ImageNormalization { mean: triple("image_mean")?.unwrap_or(default.mean), std: triple("image_std")?.unwrap_or(default.std) };
+    let normalization = ImageNormalization { mean: preprocessor.image_mean.unwrap_or(default.mean), std: preprocessor.image_std.unwrap_or(default.std) };
     if side == 0 || normalization.std.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
         anyhow::bail!("{}: expected a positive image size and positive, finite image_std", path.display());
     }

@@ -25,7 +25,8 @@ pub struct SplitEmbeddings {
     pub caption_image: Vec<usize>,
 }
 
-fn to_vec<B: Backend>(tensor: Tensor<B, 2>) -> Result<Vec<f32>> {
+/// A tensor's values as f32, row-major.
+pub fn to_vec<B: Backend>(tensor: Tensor<B, 2>) -> Result<Vec<f32>> {
     tensor.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings back: {e:?}"))
 }
 

@@ -221,17 +221,27 @@ pub struct HfDinov2Config {
     pub hidden_act: HiddenAct,
 }
 
-/// `preprocessor_config.json`: the pixel normalisation of an HF image tower.
+/// `preprocessor_config.json`: the pixel normalisation of an HF image tower, and the image side.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct HfPreprocessorConfig {
     pub image_mean: Option<[f32; 3]>,
     pub image_std: Option<[f32; 3]>,
+    /// CLIPImageProcessor's crop (`{"height", "width"}`, or a number in older files).
+    pub crop_size: Option<serde_json::Value>,
+    /// The resize target: ViTImageProcessor's `{"height", "width"}`, CLIP's `{"shortest_edge"}`.
+    pub size: Option<serde_json::Value>,
 }
 
 impl HfPreprocessorConfig {
     /// The normalisation, when the file gives both the mean and the std.
     pub fn normalization(&self) -> Option<ImageNormalization> {
         Some(ImageNormalization { mean: self.image_mean?, std: self.image_std? })
+    }
+
+    /// The side of the square images the model sees: the crop's height, else the resize's height.
+    pub fn image_side(&self) -> Option<u64> {
+        let side = |value: &Option<serde_json::Value>| value.as_ref().and_then(|v| v.get("height").unwrap_or(v).as_u64());
+        side(&self.crop_size).or_else(|| side(&self.size))
     }
 }
 
