@@ -4,7 +4,11 @@
 //!
 //! `cargo run --release -p otclip-kernels --example bench_sinkhorn [-- --backend wgpu --sizes 128,600 --reps 5]`
 //! (`--backend wgpu` or `cuda` needs `--features wgpu` / `--features cuda`). Prints a table of
-//! medians and ratios, then one JSON line with the same figures.
+//! medians and ratios, then one JSON line with the same figures. `--check` first compares the
+//! fused plan (200 iterations) and gradient (`implicit` against autodiff through the tensor ops,
+//! 10 iterations) with the tensor-op reference on the same backend, and exits with an error when
+//! they differ by more than 1e-4 and 1e-3 relative (the test suite's bounds): the kernel test
+//! of `tools/gpu-check.sh`.
 
 use std::time::Instant;
 
@@ -24,20 +28,26 @@ struct Options {
     reps: usize,
     /// Skip the tensor-op backward where it would hold more than this many bytes.
     unroll_budget: f64,
+    /// Compare with the reference before timing.
+    check: bool,
 }
 
 fn options() -> Options {
-    let mut options = Options { backend: "ndarray".into(), sizes: vec![128, 600, 2048, 8192], reps: 5, unroll_budget: 8e9 };
+    let mut options = Options { backend: "ndarray".into(), sizes: vec![128, 600, 2048, 8192], reps: 5, unroll_budget: 8e9, check: false };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut args = args.iter();
     while let Some(flag) = args.next() {
+        if flag == "--check" {
+            options.check = true;
+            continue;
+        }
         let value = args.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--backend" => options.backend = value.clone(),
             "--sizes" => options.sizes = value.split(',').map(|s| s.parse().expect("--sizes: numbers")).collect(),
             "--reps" => options.reps = value.parse().expect("--reps: a number"),
             "--unroll-budget-gb" => options.unroll_budget = value.parse::<f64>().expect("--unroll-budget-gb: a number") * 1e9,
-            _ => panic!("unknown flag {flag}; expected --backend, --sizes, --reps or --unroll-budget-gb"),
+            _ => panic!("unknown flag {flag}; expected --backend, --sizes, --reps, --unroll-budget-gb or --check"),
         }
     }
     options
@@ -109,6 +119,41 @@ fn tensor_op_plan<B: Backend>(cost: Tensor<B, 3>, log_a: Tensor<B, 2>, log_b: Te
     Tensor::from_primitive(TensorPrimitive::Float(plan))
 }
 
+/// max |x − y| / max |y|.
+fn relative_difference<B: Backend>(x: Tensor<B, 3>, y: Tensor<B, 3>) -> f64 {
+    let scale: f64 = y.clone().abs().max().into_scalar().elem();
+    let diff: f64 = (x - y).abs().max().into_scalar().elem();
+    diff / scale.max(f64::MIN_POSITIVE)
+}
+
+/// The fused plan and gradient against the tensor-op reference at size `n`; panics past the bounds.
+fn check<B: AutodiffBackend + SinkhornBackend>(n: usize, device: &B::Device)
+where
+    B::InnerBackend: SinkhornBackend,
+{
+    let (cost, weights) = problem(n);
+    let (c, a, b) = inputs::<B>(&cost, n, device);
+    let weights = Tensor::<B, 3>::from_data(TensorData::new(weights, [1, n, n]), device);
+    let fused = sinkhorn_transport(c.clone().inner(), a.clone().inner(), b.clone().inner(), &config(GradMode::Detach)).plan;
+    let plan_error = relative_difference(fused, tensor_op_plan(c.clone().inner(), a.clone().inner(), b.clone().inner()));
+    let iterations = 10;
+    let gradient = |fused: bool| {
+        let cost = c.clone().require_grad();
+        let plan = if fused {
+            sinkhorn_transport(cost.clone(), a.clone(), b.clone(), &config(GradMode::Implicit).with_iterations(iterations)).plan
+        } else {
+            let prim = |t: Tensor<B, 2>| t.into_primitive().tensor();
+            let config = config(GradMode::Unroll).with_iterations(iterations);
+            let solved = fallback::solve::<B>(cost.clone().into_primitive().tensor(), prim(a.clone()), prim(b.clone()), &config);
+            Tensor::from_primitive(TensorPrimitive::Float(fallback::plan::<B>(cost.clone().into_primitive().tensor(), solved.alpha, solved.beta, config.eps)))
+        };
+        cost.grad(&(plan * weights.clone()).sum().backward()).expect("the cost is tracked")
+    };
+    let grad_error = relative_difference(gradient(true), gradient(false));
+    println!("check n = {n}: plan differs from the reference by {plan_error:.1e}, gradient by {grad_error:.1e} (relative)");
+    assert!(plan_error <= 1e-4 && grad_error <= 1e-3, "n = {n}: the fused path disagrees with the tensor-op reference");
+}
+
 #[derive(serde::Serialize)]
 struct Row {
     n: usize,
@@ -124,6 +169,11 @@ fn bench<B: AutodiffBackend + SinkhornBackend>(options: &Options, device: &B::De
 where
     B::InnerBackend: SinkhornBackend,
 {
+    if options.check {
+        for &n in &options.sizes {
+            check::<B>(n, device);
+        }
+    }
     let mut rows = Vec::new();
     for &n in &options.sizes {
         let (cost, weights) = problem(n);
