@@ -14,6 +14,8 @@
 //!   the fused backend as custom operations (`fusion`), and `Autodiff` adds a backward pass
 //!   (`autodiff`) that reverses the stored iterations: its state is O(n + m) per iteration.
 //! - [`sinkhorn_transport`] is the tensor-level entry point.
+//! - [`layer_ops`] holds fused GELU, LayerNorm, softmax, linear layers and attention with their
+//!   own backward, used by the towers where the backend has them (ndarray in f32).
 //! - [`SinkhornConfig`] holds the settings of a solve for every path (and for otclip's config
 //!   files); its [`SinkhornConfig::half_steps`] is the one order of the half-steps, which every
 //!   forward pass runs and every backward pass reverses. A backward pass takes one
@@ -28,6 +30,7 @@ mod cube;
 pub mod fallback;
 #[cfg(feature = "fusion")]
 mod fusion;
+pub mod layer_ops;
 mod schedule;
 
 pub use config::{GradMode, SinkhornConfig, SinkhornConfigError, SolverPath};

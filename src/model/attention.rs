@@ -2,7 +2,7 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use otclip_kernels::layer_ops;
 
 use super::in_dtype_of;
 
@@ -100,10 +100,14 @@ impl<B: Backend> SelfAttention<B> {
         let [batch, tokens, hidden] = x.dims();
         let heads = self.num_attention_heads;
         let head_dim = hidden / heads;
+        let (q, k, v) = (linear_tokens(&self.query, x.clone()), linear_tokens(&self.key, x.clone()), linear_tokens(&self.value, x));
+        if rope.is_none() {
+            if let Some(out) = layer_ops::attention(q.clone(), k.clone(), v.clone(), mask_bias.clone(), heads) {
+                return out;
+            }
+        }
         let split = |t: Tensor<B, 3>| t.reshape([batch, tokens, heads, head_dim]).swap_dims(1, 2);
-        let mut q = split(self.query.forward(x.clone()));
-        let mut k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let (mut q, mut k, v) = (split(q), split(k), split(v));
         if let Some(rope) = rope {
             q = rope.apply(q);
             k = rope.apply(k);
@@ -112,9 +116,19 @@ impl<B: Backend> SelfAttention<B> {
         if let Some(bias) = mask_bias {
             scores = scores + bias.reshape([batch, 1, 1, tokens]);
         }
-        let weights = softmax(scores, 3);
+        let weights = layer_ops::softmax(scores);
         weights.matmul(v).swap_dims(1, 2).reshape([batch, tokens, hidden])
     }
+}
+
+/// `linear` on `[batch, tokens, d_in]` as one `[batch·tokens, d_in]` matrix product. burn's
+/// `Linear` on a 3-D input runs one small product per batch row, and its weight gradient sums a
+/// `[batch, d_in, d_out]` tensor; flattened, forward and backward are one large GEMM each.
+pub fn linear_tokens<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [batch, tokens, d_in] = x.dims();
+    let out = layer_ops::linear(x.reshape([batch * tokens, d_in]), linear.weight.val(), linear.bias.as_ref().map(|bias| bias.val()));
+    let [_, d_out] = out.dims();
+    out.reshape([batch, tokens, d_out])
 }
 
 /// Turns an attention mask (1 keep, 0 pad) into the additive bias that [`SelfAttention`] takes.

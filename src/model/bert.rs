@@ -4,11 +4,12 @@
 //! the padding index (`roberta_positions`). `LayerNorm` in HF keys is `layer_norm` here and
 //! `attention.self` is `attention.self_attention` (the key maps are in `crate::weights`).
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+use otclip_kernels::layer_ops::gelu;
 
-use super::attention::{mask_bias, SelfAttention, SelfAttentionConfig};
+use super::attention::{linear_tokens, mask_bias, SelfAttention, SelfAttentionConfig};
+use super::norm::{LayerNorm, LayerNormConfig};
 use super::vit::DenseOutput;
 use super::{in_dtype_of, pool, Pooling};
 
@@ -168,10 +169,10 @@ impl<B: Backend> BertLayer<B> {
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 2>>) -> Tensor<B, 3> {
         let attended = self.attention.self_attention.forward(x.clone(), bias);
         let out = &self.attention.output;
-        let x = out.layer_norm.forward(x + self.dropout.forward(out.dense.forward(attended)));
-        let hidden = gelu(self.intermediate.dense.forward(x.clone()));
+        let x = out.layer_norm.forward(x + self.dropout.forward(linear_tokens(&out.dense, attended)));
+        let hidden = gelu(linear_tokens(&self.intermediate.dense, x.clone()));
         let out = &self.output;
-        out.layer_norm.forward(x + self.dropout.forward(out.dense.forward(hidden)))
+        out.layer_norm.forward(x + self.dropout.forward(linear_tokens(&out.dense, hidden)))
     }
 }
 

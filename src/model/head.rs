@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use anyhow::{bail, Result};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+use otclip_kernels::layer_ops::gelu;
 use serde::{Deserialize, Serialize};
 
 /// What maps a tower's pooled output into the shared embedding space.

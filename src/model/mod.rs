@@ -6,6 +6,7 @@ pub mod bert;
 pub mod checks;
 pub mod dual;
 pub mod head;
+pub mod norm;
 pub mod precision;
 pub mod vit;
 

@@ -7,13 +7,15 @@
 
 use burn::module::{Initializer, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use otclip_kernels::layer_ops::gelu;
 
-use super::attention::{Rope, SelfAttention, SelfAttentionConfig};
+use super::attention::{linear_tokens, Rope, SelfAttention, SelfAttentionConfig};
+use super::norm::{LayerNorm, LayerNormConfig};
 use super::{pool, Pooling};
 
 #[derive(Config, Debug)]
@@ -259,10 +261,10 @@ impl<B: Backend> VitLayer<B> {
             None => t,
         };
         let attended = self.attention.attention.forward_rope(self.layernorm_before.forward(x.clone()), None, rope);
-        let x = x + self.dropout.forward(scaled(&self.layer_scale1, self.attention.output.dense.forward(attended)));
-        let hidden = self.intermediate.dense.forward(self.layernorm_after.forward(x.clone()));
+        let x = x + self.dropout.forward(scaled(&self.layer_scale1, linear_tokens(&self.attention.output.dense, attended)));
+        let hidden = linear_tokens(&self.intermediate.dense, self.layernorm_after.forward(x.clone()));
         let hidden = if quick { hidden.clone() * sigmoid(hidden * 1.702) } else { gelu(hidden) };
-        x + self.dropout.forward(scaled(&self.layer_scale2, self.output.dense.forward(hidden)))
+        x + self.dropout.forward(scaled(&self.layer_scale2, linear_tokens(&self.output.dense, hidden)))
     }
 }
 

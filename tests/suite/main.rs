@@ -17,6 +17,7 @@ mod dataset_fuzz;
 mod datasets;
 mod export_hf;
 mod heads;
+mod layer_ops;
 mod hostile;
 mod paper_recipe;
 mod parser_fuzz;
