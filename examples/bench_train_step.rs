@@ -87,12 +87,15 @@ impl Args {
         }
     }
 
-    fn model(&self) -> DualEncoderConfig {
-        let preset = match self.preset {
+    fn preset(&self) -> Preset {
+        match self.preset {
             PresetArg::Tiny => Preset::Tiny,
             PresetArg::Base => Preset::Base,
-        };
-        DualEncoderConfig::preset(preset, VOCAB)
+        }
+    }
+
+    fn model(&self) -> DualEncoderConfig {
+        DualEncoderConfig::preset(self.preset(), VOCAB)
     }
 
     fn pixels<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
@@ -110,15 +113,8 @@ impl Args {
     }
 
     fn line(&self, what: &str) -> serde_json::Value {
-        serde_json::json!({"impl": "otclip", "what": what, "preset": self.model_preset(), "batch": self.batch,
+        serde_json::json!({"impl": "otclip", "what": what, "preset": self.preset().to_string(), "batch": self.batch,
                            "tokens": self.tokens, "chunk": self.chunk, "device": self.device.to_string(), "precision": self.precision().to_string()})
-    }
-
-    fn model_preset(&self) -> &'static str {
-        match self.preset {
-            PresetArg::Tiny => "tiny",
-            PresetArg::Base => "base",
-        }
     }
 }
 

@@ -143,6 +143,11 @@ pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// x·W + b for x `[rows, d_in]` and W `[d_in, d_out]`, as burn's `Linear` computes it (fused
 /// where the backend has it, with a backward that copies no transposed operand).
 pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+    let ([_, d_in], [rows_w, d_out]) = (x.dims(), weight.dims());
+    assert_eq!(d_in, rows_w, "linear: x has {d_in} features, the weight takes {rows_w}");
+    if let Some(bias) = &bias {
+        assert_eq!(bias.dims(), [d_out], "linear: the bias must have the weight's {d_out} outputs");
+    }
     if !fused(&x) || weight.dtype() != DType::F32 {
         return burn::tensor::module::linear(x, weight, bias);
     }
@@ -163,7 +168,15 @@ pub fn linear<B: Backend>(x: Tensor<B, 2>, weight: Tensor<B, 2>, bias: Option<Te
 /// Multi-head attention, softmax(Q·Kᵀ/√d + mask) · V, on q, k, v `[batch, tokens, heads·head_dim]`
 /// (the linear layers' outputs, heads not split) with an additive `mask_bias` `[batch, tokens]`
 /// over the keys. `None` where the backend has no fused attention: the caller runs its tensor ops.
+///
+/// Panics unless q, k and v have one shape whose width is a multiple of `heads` (> 0).
 pub fn attention<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, mask_bias: Option<Tensor<B, 2>>, heads: usize) -> Option<Tensor<B, 3>> {
+    let [batch, tokens, width] = q.dims();
+    assert!(heads > 0 && width % heads == 0, "attention: width {width} is not a multiple of {heads} heads");
+    assert!(k.dims() == q.dims() && v.dims() == q.dims(), "attention: q, k and v must have one shape, not {:?}, {:?} and {:?}", q.dims(), k.dims(), v.dims());
+    if let Some(mask) = &mask_bias {
+        assert_eq!(mask.dims(), [batch, tokens], "attention: the mask bias must be [batch, tokens]");
+    }
     if !fused(&q) || [&k, &v].iter().any(|t| t.dtype() != DType::F32) || mask_bias.as_ref().is_some_and(|m| m.dtype() != DType::F32) {
         return None;
     }
@@ -190,6 +203,8 @@ pub fn attention<B: Backend>(q: Tensor<B, 3>, k: Tensor<B, 3>, v: Tensor<B, 3>, 
 /// LayerNorm over the last dimension, (x − μ)/√(σ² + eps) · γ + β, as `burn::nn::LayerNorm`
 /// computes it (fused where the backend has it). Without β, the shift is 0.
 pub fn layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 1>, beta: Option<Tensor<B, 1>>, eps: f64) -> Tensor<B, D> {
+    let width = x.dims()[D - 1];
+    assert!(gamma.dims() == [width] && beta.as_ref().is_none_or(|beta| beta.dims() == [width]), "layer_norm: γ and β must have the last dimension's {width} entries");
     if !fused(&x) || gamma.dtype() != DType::F32 {
         let beta = beta.map(primitive);
         return tensor(B::layer_norm(primitive(x), primitive(gamma), beta, eps));
