@@ -1,7 +1,8 @@
-//! GELU, LayerNorm and softmax for `NdArray` in f32, each one pass over its rows with its own
-//! backward, in place of burn's chains of element-wise ops (one fresh buffer per op, scalar libm
-//! calls, and a GELU backward that differentiates the tanh approximation rather than the exact
-//! GELU). The loops are compiled twice, with and without AVX2 + FMA, and chosen at run time.
+//! The fused layer ops for `NdArray` in f32. GELU, LayerNorm and softmax are one pass over their
+//! rows, with their own backward, in place of burn's chains of element-wise ops (one fresh buffer
+//! per op, scalar libm calls, and a GELU backward that differentiates the tanh approximation
+//! rather than the exact GELU). The loops are compiled twice, with and without AVX2 + FMA, and
+//! chosen at run time. Linear layers and attention are strided products (`super::matmul`).
 
 use std::borrow::Cow;
 

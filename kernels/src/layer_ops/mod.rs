@@ -61,13 +61,19 @@ mod route {
         }
     }
 
+    /// The backends with the fused ops.
+    pub enum Fused {
+        CpuAutodiff,
+        Cpu,
+    }
+
     /// Which fused backend `B` is, if any.
-    pub fn which<B: Backend>() -> Option<bool> {
+    pub fn which<B: Backend>() -> Option<Fused> {
         let id = TypeId::of::<B>();
         if id == TypeId::of::<CpuAutodiff>() {
-            Some(true)
+            Some(Fused::CpuAutodiff)
         } else if id == TypeId::of::<Cpu>() {
-            Some(false)
+            Some(Fused::Cpu)
         } else {
             None
         }
@@ -81,8 +87,8 @@ mod route {
     ) -> [FloatTensor<B>; M] {
         let back = |outputs: [_; M]| outputs.map(|out| cast(out).unwrap_or_else(|_| unreachable!("B is the fused backend")));
         match which::<B>() {
-            Some(true) => back(autodiff(inputs.map(|t| cast(t).unwrap_or_else(|_| unreachable!("B is Autodiff<NdArray<f32>>"))))),
-            Some(false) => {
+            Some(Fused::CpuAutodiff) => back(autodiff(inputs.map(|t| cast(t).unwrap_or_else(|_| unreachable!("B is Autodiff<NdArray<f32>>"))))),
+            Some(Fused::Cpu) => {
                 let outputs = plain(inputs.map(|t| cast(t).unwrap_or_else(|_| unreachable!("B is NdArray<f32>"))));
                 outputs.map(|out| cast(out).unwrap_or_else(|_| unreachable!("B is NdArray<f32>")))
             }
