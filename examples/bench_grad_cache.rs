@@ -11,9 +11,11 @@
 //! `--image-size` say otherwise. Prints one JSON line: the mode, the median seconds per update
 //! over `--updates` updates after one warm-up, and the process's peak resident memory (VmHWM).
 
+mod common;
+
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -73,14 +75,6 @@ fn batch(args: &Args, device: &burn::tensor::Device<B>) -> Batch<B> {
     }
 }
 
-/// The peak resident memory of this process, in MiB (Linux).
-fn peak_rss_mib() -> Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else { bail!("no VmHWM in /proc/self/status") };
-    let kib: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    Ok(kib / 1024.0)
-}
-
 fn main() -> Result<()> {
     let args = Args::parse();
     let device = Default::default();
@@ -111,7 +105,7 @@ fn main() -> Result<()> {
         args.pairs,
         encoding.chunk_size,
         seconds[seconds.len() / 2],
-        peak_rss_mib()?
+        common::peak_rss_mib()?
     );
     Ok(())
 }

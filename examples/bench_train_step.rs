@@ -14,9 +14,11 @@
 //! or `wgpu` (with that feature) and `--precision bf16` time the GPU paths (`tools/gpu-check.sh`);
 //! there `peak_rss_mib` is the host's, and each step ends by reading the loss back.
 
+mod common;
+
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Distribution;
@@ -118,14 +120,6 @@ impl Args {
     }
 }
 
-/// The peak resident memory of this process, in MiB (Linux).
-fn peak_rss_mib() -> Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) else { bail!("no VmHWM in /proc/self/status") };
-    let kib: f64 = line.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    Ok(kib / 1024.0)
-}
-
 /// Median and best of `steps` timed runs after one warm-up.
 fn timed(steps: usize, mut run: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
     run()?;
@@ -173,7 +167,7 @@ impl BackendTask for TrainBench {
         let mut line = args.line("train");
         line["median_s"] = median.into();
         line["best_s"] = best.into();
-        line["peak_rss_mib"] = peak_rss_mib()?.into();
+        line["peak_rss_mib"] = common::peak_rss_mib()?.into();
         Ok(line)
     }
 }
@@ -199,7 +193,7 @@ impl InferenceTask for EmbedBench {
         let mut line = args.line("embed");
         line["images_per_s"] = (args.batch as f64 / images).into();
         line["captions_per_s"] = (args.batch as f64 / texts).into();
-        line["peak_rss_mib"] = peak_rss_mib()?.into();
+        line["peak_rss_mib"] = common::peak_rss_mib()?.into();
         Ok(line)
     }
 }

@@ -10,7 +10,7 @@ use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::matmul::{self, Heads};
-use super::real::{write, Real};
+use super::real::{dims, rows_per_task, write, Real};
 use crate::layer_ops::LayerOpsBackend;
 
 type Nd = burn_ndarray::NdArray<f32>;
@@ -27,15 +27,6 @@ fn slice(t: &NdArrayTensor) -> Cow<'_, [f32]> {
         }
         other => panic!("the fused layer ops take f32 tensors, not {:?}", burn::tensor::TensorMetadata::dtype(other)),
     }
-}
-
-fn shape(t: &NdArrayTensor) -> Vec<usize> {
-    burn::tensor::TensorMetadata::shape(t).to_vec()
-}
-
-/// Rows per rayon task: about four tasks per thread.
-fn rows_per_task(rows: usize) -> usize {
-    rows.div_ceil(4 * rayon::current_num_threads()).max(1)
 }
 
 /// Defines `$name` (dispatching to AVX2 + FMA where the CPU has it) around an `#[inline(always)]`
@@ -177,19 +168,19 @@ fn by_rows(len: usize, width: usize, rows_fn: impl Fn(std::ops::Range<usize>, &m
 
 impl LayerOpsBackend for Nd {
     fn fused_gelu(x: NdArrayTensor) -> NdArrayTensor {
-        let (values, shape) = (slice(&x), shape(&x));
+        let (values, shape) = (slice(&x), dims(&x));
         let width = *shape.last().unwrap_or(&1);
         write(by_rows(values.len(), width, |range, out| gelu_rows(&values[range], out)), shape)
     }
 
     fn fused_gelu_backward(x: NdArrayTensor, grad: NdArrayTensor) -> NdArrayTensor {
-        let (values, grad, shape) = (slice(&x), slice(&grad), shape(&x));
+        let (values, grad, shape) = (slice(&x), slice(&grad), dims(&x));
         let width = *shape.last().unwrap_or(&1);
         write(by_rows(values.len(), width, |range, out| gelu_backward_rows(&values[range.clone()], &grad[range], out)), shape)
     }
 
     fn fused_layer_norm(x: NdArrayTensor, gamma: NdArrayTensor, beta: NdArrayTensor, eps: f64) -> (NdArrayTensor, NdArrayTensor) {
-        let (values, gamma, beta, shape) = (slice(&x), slice(&gamma), slice(&beta), shape(&x));
+        let (values, gamma, beta, shape) = (slice(&x), slice(&gamma), slice(&beta), dims(&x));
         let width = gamma.len();
         let rows = values.len() / width;
         let mut stats = vec![0.0f32; 2 * rows];
@@ -203,7 +194,7 @@ impl LayerOpsBackend for Nd {
     }
 
     fn fused_layer_norm_backward(x: NdArrayTensor, gamma: NdArrayTensor, stats: NdArrayTensor, grad: NdArrayTensor) -> [NdArrayTensor; 3] {
-        let (values, gamma, stats, grad, shape) = (slice(&x), slice(&gamma), slice(&stats), slice(&grad), shape(&x));
+        let (values, gamma, stats, grad, shape) = (slice(&x), slice(&gamma), slice(&stats), slice(&grad), dims(&x));
         let width = gamma.len();
         let rows = values.len() / width;
         let mut dx = vec![0.0f32; values.len()];
@@ -229,31 +220,31 @@ impl LayerOpsBackend for Nd {
     }
 
     fn fused_softmax(x: NdArrayTensor) -> NdArrayTensor {
-        let (values, shape) = (slice(&x), shape(&x));
+        let (values, shape) = (slice(&x), dims(&x));
         let width = *shape.last().unwrap_or(&1);
         write(by_rows(values.len(), width, |range, out| softmax_rows(&values[range], width, out)), shape)
     }
 
     fn fused_softmax_backward(y: NdArrayTensor, grad: NdArrayTensor) -> NdArrayTensor {
-        let (values, grad, shape) = (slice(&y), slice(&grad), shape(&y));
+        let (values, grad, shape) = (slice(&y), slice(&grad), dims(&y));
         let width = *shape.last().unwrap_or(&1);
         write(by_rows(values.len(), width, |range, out| softmax_backward_rows(&values[range.clone()], &grad[range], width, out)), shape)
     }
 
     fn fused_linear(x: NdArrayTensor, weight: NdArrayTensor, bias: NdArrayTensor) -> NdArrayTensor {
-        let [rows, d_in] = shape(&x)[..] else { panic!("fused_linear takes a [rows, d_in] input") };
-        let d_out = shape(&weight)[1];
+        let [rows, d_in] = dims(&x)[..] else { panic!("fused_linear takes a [rows, d_in] input") };
+        let d_out = dims(&weight)[1];
         write(matmul::linear(&slice(&x), &slice(&weight), Some(&slice(&bias)), d_in, d_out), vec![rows, d_out])
     }
 
     fn fused_linear_backward(x: NdArrayTensor, weight: NdArrayTensor, grad: NdArrayTensor) -> [NdArrayTensor; 3] {
-        let (x_shape, w_shape) = (shape(&x), shape(&weight));
+        let (x_shape, w_shape) = (dims(&x), dims(&weight));
         let [dx, dw, db] = matmul::linear_backward(&slice(&x), &slice(&weight), &slice(&grad), w_shape[0], w_shape[1]);
         [write(dx, x_shape), write(dw, w_shape.clone()), write(db, vec![w_shape[1]])]
     }
 
     fn fused_attention(q: NdArrayTensor, k: NdArrayTensor, v: NdArrayTensor, mask_bias: Option<NdArrayTensor>, heads: usize) -> (NdArrayTensor, NdArrayTensor) {
-        let [batch, tokens, width] = shape(&q)[..] else { panic!("fused_attention takes [batch, tokens, width] inputs") };
+        let [batch, tokens, width] = dims(&q)[..] else { panic!("fused_attention takes [batch, tokens, width] inputs") };
         let heads_shape = Heads { batch, tokens, heads, head_dim: width / heads };
         let mask = mask_bias.as_ref().map(slice);
         let (out, weights) = matmul::attention(&slice(&q), &slice(&k), &slice(&v), mask.as_deref(), heads_shape);
@@ -261,9 +252,9 @@ impl LayerOpsBackend for Nd {
     }
 
     fn fused_attention_backward(q: NdArrayTensor, k: NdArrayTensor, v: NdArrayTensor, weights: NdArrayTensor, grad: NdArrayTensor, heads: usize) -> [NdArrayTensor; 3] {
-        let dims = shape(&q);
-        let heads_shape = Heads { batch: dims[0], tokens: dims[1], heads, head_dim: dims[2] / heads };
+        let shape = dims(&q);
+        let heads_shape = Heads { batch: shape[0], tokens: shape[1], heads, head_dim: shape[2] / heads };
         let gradients = matmul::attention_backward(&slice(&q), &slice(&k), &slice(&v), &slice(&weights), &slice(&grad), heads_shape);
-        gradients.map(|gradient| write(gradient, dims.clone()))
+        gradients.map(|gradient| write(gradient, shape.clone()))
     }
 }

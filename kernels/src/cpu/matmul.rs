@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::layer_ops::{softmax_backward_rows, softmax_rows};
+use super::real::Real;
 
 /// A matrix inside a slice: element (r, c) at `offset + r·row_stride + c·col_stride`.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +47,7 @@ pub(crate) enum Threads {
 
 /// c ← alpha·a·b + beta·c (the `gemm` crate, after checking every view's bounds).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(alpha: f32, a: &[f32], av: View, b: &[f32], bv: View, beta: f32, c: &mut [f32], cv: View, threads: Threads) {
+pub(crate) fn gemm<T: Real>(alpha: T, a: &[T], av: View, b: &[T], bv: View, beta: T, c: &mut [T], cv: View, threads: Threads) {
     assert!(av.cols == bv.rows && av.rows == cv.rows && bv.cols == cv.cols, "gemm: {av:?} · {bv:?} → {cv:?}");
     av.check(a.len(), "gemm a");
     bv.check(b.len(), "gemm b");
@@ -68,7 +69,7 @@ pub(crate) fn gemm(alpha: f32, a: &[f32], av: View, b: &[f32], bv: View, beta: f
             c.as_mut_ptr().add(cv.offset),
             cv.col_stride as isize,
             cv.row_stride as isize,
-            beta != 0.0,
+            beta != T::ZERO,
             a.as_ptr().add(av.offset),
             av.col_stride as isize,
             av.row_stride as isize,

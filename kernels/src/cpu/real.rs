@@ -22,12 +22,6 @@ where
     fn into_data(values: Vec<Self>, shape: Vec<usize>) -> TensorData;
     fn from_f32(values: Vec<f32>) -> Vec<Self>;
     fn from_f64(values: Vec<f64>) -> Vec<Self>;
-    /// C ← A·B for any strides (rows then columns).
-    ///
-    /// # Safety
-    /// The pointers and strides must describe matrices inside their buffers.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const Self, rsa: isize, csa: isize, b: *const Self, rsb: isize, csb: isize, c: *mut Self, rsc: isize, csc: isize);
 }
 
 impl Real for f32 {
@@ -82,10 +76,6 @@ impl Real for f32 {
     fn from_f64(values: Vec<f64>) -> Vec<Self> {
         values.into_iter().map(|v| v as f32).collect()
     }
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const Self, rsa: isize, csa: isize, b: *const Self, rsb: isize, csb: isize, c: *mut Self, rsc: isize, csc: isize) {
-        let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
-        unsafe { gemm::gemm(m, n, k, c, csc, rsc, false, a, csa, rsa, b, csb, rsb, 0.0, 1.0, false, false, false, threads) }
-    }
 }
 
 impl Real for f64 {
@@ -115,10 +105,6 @@ impl Real for f64 {
     }
     fn from_f64(values: Vec<f64>) -> Vec<Self> {
         values
-    }
-    unsafe fn gemm(m: usize, k: usize, n: usize, a: *const Self, rsa: isize, csa: isize, b: *const Self, rsb: isize, csb: isize, c: *mut Self, rsc: isize, csc: isize) {
-        let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
-        unsafe { gemm::gemm(m, n, k, c, csc, rsc, false, a, csa, rsa, b, csb, rsb, 0.0, 1.0, false, false, false, threads) }
     }
 }
 
@@ -212,7 +198,7 @@ fn axpy_portable<T: Real>(a: T, x: &[T], y: &mut [T]) {
     }
 }
 
-/// Rows per rayon task: a few tasks per thread, so that a half-step pays little for scheduling.
+/// Rows per rayon task: a few tasks per thread, so that a parallel section pays little for scheduling.
 pub(crate) fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(4 * rayon::current_num_threads()).max(8)
 }

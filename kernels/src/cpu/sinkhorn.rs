@@ -14,6 +14,7 @@ use burn::tensor::{DType, TensorMetadata};
 use burn_ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
+use super::matmul::{gemm, Threads, View};
 use super::real::{axpy, dims, dot, rows_per_task, values, write, Nd, Real, LANES};
 use crate::{BackwardInputs, Potential, Potentials, SinkhornConfig, SolveRecord};
 
@@ -214,7 +215,6 @@ pub fn plan(
     }
 }
 
-
 /// What the reverse of one half-step leaves for the cost gradient: the step's w_ij = v_i K_ij s_j
 /// (see [`reverse_half_step`]), as the factors v (`[batch, rows]`, zero where a row was done
 /// exactly) and s (`[batch, cols]`).
@@ -304,25 +304,10 @@ fn sum_of_outer_products<T: Real>(left: &[T], right: &[T], batch: usize, n: usiz
         return out;
     }
     for problem in 0..batch {
-        // SAFETY: A is n × steps at left[problem·n + i + t·batch·n], B is steps × m at
-        // right[problem·m + t·batch·m + j], C is n × m at out[problem·n·m + i·m + j]; every index
-        // is inside its buffer.
-        unsafe {
-            T::gemm(
-                n,
-                steps,
-                m,
-                left.as_ptr().add(problem * n),
-                1,
-                (batch * n) as isize,
-                right.as_ptr().add(problem * m),
-                (batch * m) as isize,
-                1,
-                out.as_mut_ptr().add(problem * n * m),
-                m as isize,
-                1,
-            );
-        }
+        // A[i, t] = left[t·batch·n + problem·n + i], B[t, j] = right[t·batch·m + problem·m + j].
+        let a = View { offset: problem * n, rows: n, cols: steps, row_stride: 1, col_stride: batch * n };
+        let b = View::rows(problem * m, steps, m, batch * m);
+        gemm(T::of(1.0), left, a, right, b, T::ZERO, &mut out, View::rows(problem * n * m, n, m, m), Threads::Pool);
     }
     out
 }

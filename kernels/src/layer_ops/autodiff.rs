@@ -12,33 +12,36 @@ use burn::tensor::ops::FloatTensor;
 
 use super::LayerOpsBackend;
 
+/// The backward of a one-input op from one saved tensor (GELU saves its input, softmax its
+/// output): the input's gradient is `gradient(saved, output's gradient)`.
 #[derive(Debug)]
-struct GeluBackward;
+struct UnaryBackward<B: LayerOpsBackend> {
+    gradient: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+}
 
-impl<B: LayerOpsBackend> Backward<B, 1> for GeluBackward {
-    /// The input x.
+impl<B: LayerOpsBackend> Backward<B, 1> for UnaryBackward<B> {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         if let [Some(parent)] = ops.parents {
-            grads.register::<B>(parent.id, B::fused_gelu_backward(ops.state, grad));
+            grads.register::<B>(parent.id, (self.gradient)(ops.state, grad));
         }
     }
 }
 
-#[derive(Debug)]
-struct SoftmaxBackward;
-
-impl<B: LayerOpsBackend> Backward<B, 1> for SoftmaxBackward {
-    /// The output y.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
-        let grad = grads.consume::<B>(&ops.node);
-        if let [Some(parent)] = ops.parents {
-            grads.register::<B>(parent.id, B::fused_softmax_backward(ops.state, grad));
-        }
+/// Runs `forward` on `x`'s primitive, which returns the tensor to save and the output, and
+/// records the output's [`UnaryBackward`] when `x` is tracked.
+fn record_unary<B: LayerOpsBackend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    forward: impl FnOnce(FloatTensor<B>) -> (FloatTensor<B>, FloatTensor<B>),
+    gradient: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    let node = x.node.clone();
+    let (saved, output) = forward(Autodiff::<B, C>::inner(x));
+    match (UnaryBackward { gradient }).prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(saved, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 
@@ -95,12 +98,7 @@ impl<B: LayerOpsBackend> Backward<B, 3> for AttentionBackward {
 
 impl<B: LayerOpsBackend, C: CheckpointStrategy> LayerOpsBackend for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let node = x.node.clone();
-        let inner = Self::inner(x);
-        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(inner.clone(), B::fused_gelu(inner)),
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(inner)),
-        }
+        record_unary::<B, C>(x, |x| (x.clone(), B::fused_gelu(x)), B::fused_gelu_backward)
     }
 
     fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -123,12 +121,14 @@ impl<B: LayerOpsBackend, C: CheckpointStrategy> LayerOpsBackend for Autodiff<B, 
     }
 
     fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let node = x.node.clone();
-        let y = B::fused_softmax(Self::inner(x));
-        match SoftmaxBackward.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        record_unary::<B, C>(
+            x,
+            |x| {
+                let y = B::fused_softmax(x);
+                (y.clone(), y)
+            },
+            B::fused_softmax_backward,
+        )
     }
 
     fn fused_softmax_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
