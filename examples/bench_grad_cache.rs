@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     let heads = args.width / 64;
     let vision = VitConfig::new(args.image_size, 16, args.width, args.layers, heads, 4 * args.width).with_hidden_dropout_prob(0.1);
     let text = BertConfig::new(1000, args.width, args.layers, heads, 4 * args.width).with_hidden_dropout_prob(0.1).with_max_position_embeddings(args.tokens.max(64));
-    let model = DualEncoderConfig::new(vision, text, args.width).init::<B>(&device);
+    let model = DualEncoderConfig::new(vision.into(), text, args.width).init::<B>(&device);
     let loss: LossConfig = TrainConfig::parse(SYNTHETIC_VI_CONFIG, "synthetic_vi.toml", &["loss.sinkhorn.tau=0.5".into()])?.loss;
     let encoding = match args.mode {
         Mode::Direct => Encoding::whole(args.pairs),

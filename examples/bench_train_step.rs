@@ -101,7 +101,7 @@ impl Args {
     }
 
     fn pixels<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
-        let size = self.model().vision.image_size;
+        let size = self.model().vision.image_size();
         Tensor::random([self.batch, 3, size, size], Distribution::Normal(0.0, 1.0), device)
     }
 

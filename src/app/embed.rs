@@ -12,7 +12,8 @@ use crate::data::transform::EvalTransform;
 use crate::data::decode::decode_image;
 use crate::data::{ImageLimits, ImageNormalization};
 use crate::model::{Pooling, TextBatch, VitConfig, VitModel};
-use crate::weights::{load_image_tower, load_text_tower, TextTower, TowerSource};
+use crate::model::batch_norm::BatchNormMode;
+use crate::weights::{conv_config, load_conv_tower, load_image_tower, load_text_tower, ConvTowerSource, TextTower, TowerSource};
 use super::trained::{ModelSource, TrainedModel};
 
 /// What to embed.
@@ -127,6 +128,10 @@ impl EmbedTask {
                 }
                 (embed_texts(&tower, &texts, self.batch_size, &device)?, texts.len())
             }
+            EmbedInput::Images(_) | EmbedInput::PixelValues(_) if matches!(tower_source, TowerSource::Conv(_)) => {
+                let TowerSource::Conv(source) = tower_source else { unreachable!() };
+                self.with_conv_tower::<B>(source, &device)?
+            }
             EmbedInput::Images(_) | EmbedInput::PixelValues(_) => {
                 let tower = load_image_tower::<B>(tower_source, self.pooling, self.allow_partial, &device)?;
                 eprint!("{}", tower.report);
@@ -156,7 +161,51 @@ impl EmbedTask {
         };
         Ok((rows, count))
     }
+
+    /// Rows and their count, the pooled features of a convolutional tower (eval mode).
+    fn with_conv_tower<B: Backend>(&self, source: &ConvTowerSource, device: &B::Device) -> Result<(Vec<f32>, usize)> {
+        if self.project || self.pooling.is_some() {
+            bail!("--project and --pooling: a convolutional tower has global average pooling and no projection head of its own");
+        }
+        let side = CONV_IMAGE_SIZE;
+        let config = conv_config(&source.preset(), BatchNormMode::Frozen, side)?;
+        let (tower, report) = load_conv_tower::<B>(&config, source.source, &source.path, self.allow_partial, device)?;
+        eprint!("{report}");
+        let (pixels, n, size) = match &self.input {
+            EmbedInput::PixelValues(path) => {
+                let array = crate::npy::read(path)?;
+                if !matches!(array.shape.as_slice(), [_, 3, h, w] if (16..=MAX_PIXEL_SIDE).contains(h) && (16..=MAX_PIXEL_SIDE).contains(w)) {
+                    bail!("{}: pixel values of shape {:?}; expected [n, 3, H, W] with sides from 16 to {MAX_PIXEL_SIDE}", path.display(), array.shape);
+                }
+                check_finite(path, &array)?;
+                (array.data.iter().map(|&v| v as f32).collect::<Vec<f32>>(), array.shape[0], [array.shape[2], array.shape[3]])
+            }
+            EmbedInput::Images(path) => {
+                let files = image_list(path)?;
+                let mut data = Vec::with_capacity(files.len() * 3 * side * side);
+                for file in &files {
+                    let image = decode_image(file, ImageLimits::default()).with_context(|| format!("cannot decode image {}", file.display()))?.to_rgb8();
+                    // The weights' ImageNet evaluation preset: shorter side to 256/224 of the crop.
+                    let transform = EvalTransform::for_size(side as u32).with_interpolation(source.interpolation());
+                    data.extend(transform.apply(&image, &source.normalization())?);
+                }
+                (data, files.len(), [side, side])
+            }
+            EmbedInput::Texts(_) => unreachable!("texts go to a text tower"),
+        };
+        let per = 3 * size[0] * size[1];
+        let mut rows = Vec::with_capacity(n * config.output_width());
+        for chunk in pixels.chunks(per * self.batch_size.max(1)) {
+            let x = Tensor::<B, 1>::from_floats(chunk, device).reshape([chunk.len() / per, 3, size[0], size[1]]);
+            let (pooled, _) = tower.forward(x);
+            rows.extend(pooled.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        }
+        Ok((rows, n))
+    }
 }
+
+/// The side a convolutional tower's images are resized and cropped to (its ImageNet weights').
+const CONV_IMAGE_SIZE: usize = 224;
 
 /// A text tower's pooled embeddings of `texts`, `batch_size` at a time: `[texts, width]` flattened.
 pub(crate) fn embed_texts<B: Backend>(tower: &TextTower<B>, texts: &[&str], batch_size: usize, device: &B::Device) -> Result<Vec<f32>> {
@@ -233,5 +282,5 @@ fn image_list(path: &Path) -> Result<Vec<PathBuf>> {
 fn preprocess(path: &Path, size: usize, normalization: &ImageNormalization) -> Result<Vec<f32>> {
     let image = decode_image(path, ImageLimits::default()).with_context(|| format!("cannot decode image {}", path.display()))?.to_rgb8();
     let size = size as u32;
-    EvalTransform { resize: size, crop: size }.apply(&image, normalization)
+    EvalTransform::new().with_resize(size).with_crop(size).apply(&image, normalization)
 }

@@ -69,7 +69,8 @@ pub fn model_card(run_dir: &Path, checkpoint: &str, config: &TrainConfig, model:
         None => None,
     };
     let (v, t) = (&model.vision, &model.text);
-    let image_size = config.model.image_size.unwrap_or(v.image_size as u32);
+    let image_size = config.model.image_size.unwrap_or(v.image_size() as u32);
+    let v = v.vit().ok_or_else(|| anyhow::anyhow!("a model card describes an exported (ViT) model; this image tower is convolutional"))?;
     let mut card = String::from("---\nlibrary_name: transformers\ntags:\n- otclip\n- clip\n- image-text-retrieval\n---\n\n");
     let run_name = run_dir.file_name().map_or_else(|| run_dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     writeln!(card, "# otclip dual encoder: {run_name}\n")?;

@@ -95,7 +95,7 @@ fn image_rows<B: Backend>(source: &TowerSource, dataset: &CaptionedImages, proje
         bail!("--project: the image tower {source} has no projection head");
     }
     let size = tower.config.image_size;
-    let transform = EvalTransform { resize: size as u32, crop: size as u32 };
+    let transform = EvalTransform::new().with_resize(size as u32).with_crop(size as u32);
     let mut rows = Vec::new();
     for chunk in dataset.entries.chunks(batch_size.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * 3 * size * size);

@@ -80,7 +80,7 @@ impl<B: Backend> TrainedModel<B> {
                 let max_length = exported_max_length(&tokenizer_path)?.unwrap_or(config.text.max_tokens()).min(config.text.max_tokens());
                 let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, max_length)?;
                 tokenizer.check_fits(config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), dir.join("config.json").display()))?;
-                let (image_size, normalization) = exported_preprocessing(dir, config.vision.image_size as u32)?;
+                let (image_size, normalization) = exported_preprocessing(dir, config.vision.image_size() as u32)?;
                 (model, Batcher { tokenizer, image_size, normalization }, config.projection_dim, None)
             }
         };

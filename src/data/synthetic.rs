@@ -232,9 +232,10 @@ impl Language {
         match name_or_path {
             "vi" => Self::parse(include_str!("lang/vi.toml"), "built-in vi"),
             "en" => Self::parse(include_str!("lang/en.toml"), "built-in en"),
+            "az" => Self::parse(include_str!("lang/az.toml"), "built-in az"),
             path => {
                 let text = std::fs::read_to_string(Path::new(path)).with_context(|| {
-                    format!("language `{path}` is neither built in (vi, en) nor a readable phrase-table file")
+                    format!("language `{path}` is neither built in (vi, en, az) nor a readable phrase-table file")
                 })?;
                 Self::parse(&text, path)
             }

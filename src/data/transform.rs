@@ -7,6 +7,8 @@ use anyhow::{anyhow, Result};
 use burn::config::Config;
 use image::{Rgb, RgbImage};
 use rand::Rng;
+
+pub use super::resample::Interpolation;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -31,20 +33,23 @@ impl Default for ImageNormalization {
     }
 }
 
-/// Resize the short side to `resize` (bicubic), crop the centre `crop` × `crop`, normalise.
-/// torchvision's `Resize(256, BICUBIC)` + `CenterCrop(224)` + `ToTensor` + `Normalize` on a PIL image.
+/// Resize the short side to `resize`, crop the centre `crop` × `crop`, normalise: torchvision's
+/// `Resize(256, BICUBIC or BILINEAR)` + `CenterCrop(224)` + `ToTensor` + `Normalize` on a PIL image.
 #[derive(Config, Debug, PartialEq)]
 pub struct EvalTransform {
     #[config(default = 256)]
     pub resize: u32,
     #[config(default = 224)]
     pub crop: u32,
+    /// Pillow's filter for the resize.
+    #[config(default = "Interpolation::Bicubic")]
+    pub interpolation: Interpolation,
 }
 
 impl EvalTransform {
     /// The 256/224 ratio of the usual recipe, for any crop size.
     pub fn for_size(crop: u32) -> Self {
-        Self { resize: (crop as f64 * 256.0 / 224.0).round() as u32, crop }
+        Self { resize: (crop as f64 * 256.0 / 224.0).round() as u32, crop, interpolation: Interpolation::Bicubic }
     }
 
     /// The resized (not yet cropped) image.
@@ -56,7 +61,11 @@ impl EvalTransform {
         } else {
             (((self.resize as u64 * w as u64) / h as u64) as u32, self.resize)
         };
-        resize_bicubic(image, nw.max(1), nh.max(1))
+        let (nw, nh) = (nw.max(1), nh.max(1));
+        if w == 0 || h == 0 {
+            return Err(anyhow!("resize: empty image ({w}×{h})"));
+        }
+        Ok(super::resample::resize_box(image, nw, nh, (0.0, 0.0, w as f64, h as f64), self.interpolation))
     }
 
     /// `[3, crop, crop]` normalised pixels.
@@ -90,7 +99,7 @@ pub fn resize_bicubic_crop(image: &RgbImage, width: u32, height: u32, crop: Opti
         return Err(anyhow!("resize: empty image ({w}×{h} → {width}×{height})"));
     }
     let (left, top, cw, ch) = crop.unwrap_or((0.0, 0.0, w as f64, h as f64));
-    Ok(super::resample::resize_box(image, width, height, (left, top, left + cw, top + ch)))
+    Ok(super::resample::resize_box(image, width, height, (left, top, left + cw, top + ch), Interpolation::Bicubic))
 }
 
 pub fn resize_bicubic(image: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {

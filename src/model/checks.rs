@@ -163,8 +163,80 @@ impl DualEncoderConfig {
     /// Checks both towers and the projection width; a tower's key is prefixed by its field
     /// (`vision.`, `text.`), as in a run's `model.json`.
     pub fn validate_towers(&self) -> Checked {
-        self.vision.validate().map_err(|e| e.prefixed("vision."))?;
+        match &self.vision {
+            super::VisionConfig::Vit(vision) => vision.validate().map_err(|e| e.prefixed("vision."))?,
+            super::VisionConfig::ConvNet(convnet) => convnet.validate().map_err(|e| e.prefixed("vision.convnet."))?,
+        }
         self.text.validate().map_err(|e| e.prefixed("text."))?;
         size("projection_dim", self.projection_dim, 1, MAX_WIDTH)
+    }
+}
+
+impl super::convnet::ConvNetConfig {
+    /// Checks every size before [`super::convnet::ConvNetConfig::init`] uses it.
+    pub fn validate(&self) -> Checked {
+        use super::convnet::ConvArch;
+        size("image_size", self.image_size, 16, MAX_POSITIONS)?;
+        let batch_norm = |eps: f64, momentum: f64| -> Checked {
+            if !(eps > 0.0 && eps.is_finite() && eps < 1.0) {
+                return fail("bn_eps", eps, "a positive epsilon below 1");
+            }
+            if !(0.0..=1.0).contains(&momentum) {
+                return fail("bn_momentum", momentum, "a momentum in [0, 1]");
+            }
+            Ok(())
+        };
+        match &self.arch {
+            ConvArch::ResNet(c) => {
+                size("width", c.width, 1, MAX_WIDTH / 32)?;
+                size("groups", c.groups, 1, MAX_WIDTH)?;
+                size("width_per_group", c.width_per_group, 1, MAX_WIDTH)?;
+                for &blocks in &c.layers {
+                    size("layers", blocks, 1, MAX_LAYERS)?;
+                }
+                let inner = c.width * c.width_per_group / 64 * c.groups;
+                if inner == 0 || inner > MAX_WIDTH {
+                    return fail("width_per_group", c.width_per_group, format!("a bottleneck width from 1 to {MAX_WIDTH} (width · width_per_group / 64 · groups)"));
+                }
+                batch_norm(c.bn_eps, c.bn_momentum)
+            }
+            ConvArch::MbConv(c) => {
+                size("stem", c.stem, 1, MAX_WIDTH)?;
+                size("head", c.head, 1, MAX_WIDTH)?;
+                size("stages", c.stages.len(), 1, MAX_LAYERS)?;
+                let mut input = c.stem;
+                for stage in &c.stages {
+                    size("stages.channels", stage.channels, 1, MAX_WIDTH)?;
+                    size("stages.repeats", stage.repeats, 1, MAX_LAYERS)?;
+                    size("stages.expand", stage.expand, 1, 16)?;
+                    size("stages.stride", stage.stride, 1, 2)?;
+                    if stage.kernel % 2 == 0 || !(1..=15).contains(&stage.kernel) {
+                        return fail("stages.kernel", stage.kernel, "an odd kernel side from 1 to 15");
+                    }
+                    size("stages.expand", input * stage.expand, 1, MAX_WIDTH)?;
+                    input = stage.channels;
+                }
+                batch_norm(c.bn_eps, c.bn_momentum)
+            }
+            ConvArch::Swin(c) => {
+                size("embed_dim", c.embed_dim, 1, MAX_WIDTH >> c.depths.len().min(16))?;
+                size("depths", c.depths.len(), 1, 8)?;
+                size("window_size", c.window_size, 1, 64)?;
+                size("patch_size", c.patch_size, 1, 64)?;
+                if c.num_heads.len() != c.depths.len() {
+                    return fail("num_heads", format!("{:?}", c.num_heads), format!("one head count per stage ({})", c.depths.len()));
+                }
+                for (stage, (&depth, &heads)) in c.depths.iter().zip(&c.num_heads).enumerate() {
+                    size("depths", depth, 1, MAX_LAYERS)?;
+                    if heads == 0 || (c.embed_dim << stage) % heads != 0 {
+                        return fail("num_heads", heads, format!("a divisor of stage {stage}'s width {}", c.embed_dim << stage));
+                    }
+                }
+                if !(c.mlp_ratio > 0.0 && c.mlp_ratio <= 16.0) {
+                    return fail("mlp_ratio", c.mlp_ratio, "a ratio in (0, 16]");
+                }
+                norm_eps(c.norm_eps)
+            }
+        }
     }
 }

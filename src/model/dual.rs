@@ -9,6 +9,9 @@ use burn::tensor::FloatDType;
 
 use super::head::{project, HeadConfig, HeadDropout, HeadLayers, MlpHead};
 use super::precision::CastParams;
+use super::batch_norm::BatchNormStats;
+use super::convnet::ConvTower;
+use super::vision::{VisionConfig, VisionModel};
 use super::{in_dtype_of, l2_normalize, BertConfig, BertModel, TextBatch, VitConfig, VitModel};
 
 /// ln(1 / 0.07), CLIP's initial temperature.
@@ -37,7 +40,8 @@ impl std::fmt::Display for Preset {
 
 #[derive(Config, Debug)]
 pub struct DualEncoderConfig {
-    pub vision: VitConfig,
+    /// The image tower: a ViT (written as its config) or `{"convnet": ...}`.
+    pub vision: VisionConfig,
     pub text: BertConfig,
     /// The shared embedding size both projections map to.
     pub projection_dim: usize,
@@ -58,8 +62,8 @@ impl DualEncoderConfig {
     /// The towers of `preset` for a vocabulary of `vocab_size` tokens.
     pub fn preset(preset: Preset, vocab_size: usize) -> Self {
         match preset {
-            Preset::Tiny => Self::new(VitConfig::tiny(), BertConfig::tiny(vocab_size), 128),
-            Preset::Base => Self::new(VitConfig::base(), BertConfig::base(vocab_size), 768),
+            Preset::Tiny => Self::new(VitConfig::tiny().into(), BertConfig::tiny(vocab_size), 128),
+            Preset::Base => Self::new(VitConfig::base().into(), BertConfig::base(vocab_size), 768),
         }
     }
 
@@ -68,7 +72,7 @@ impl DualEncoderConfig {
         if self.projection_dim == 0 {
             anyhow::bail!("model.projection_dim = 0: expected an embedding width of at least 1");
         }
-        self.image_head.validate("model.image_head", self.vision.hidden_size, self.projection_dim)?;
+        self.image_head.validate("model.image_head", self.vision.width(), self.projection_dim)?;
         self.text_head.validate("model.text_head", self.text.hidden_size, self.projection_dim)
     }
 
@@ -78,13 +82,18 @@ impl DualEncoderConfig {
 
     /// A dual encoder around given towers (pretrained ones), with fresh heads and temperature.
     /// The towers must match `self.vision` and `self.text`; call [`Self::validate`] first.
-    pub fn with_towers<B: Backend>(&self, vision_model: VitModel<B>, text_model: BertModel<B>, device: &B::Device) -> DualEncoder<B> {
-        let image = self.image_head.init(self.vision.hidden_size, self.projection_dim, device);
+    pub fn with_towers<B: Backend>(&self, vision: VisionModel<B>, text_model: BertModel<B>, device: &B::Device) -> DualEncoder<B> {
+        let image = self.image_head.init(self.vision.width(), self.projection_dim, device);
+        let (vision_model, image_model) = match vision {
+            VisionModel::Vit(model) => (Some(model), None),
+            VisionModel::ConvNet(model) => (None, Some(model)),
+        };
         let text = self.text_head.init(self.text.hidden_size, self.projection_dim, device);
         let HeadLayers { dropout: visual_dropout, linear: visual_projection, mlp: visual_mlp } = image;
         let HeadLayers { dropout: text_dropout, linear: text_projection, mlp: text_mlp } = text;
         DualEncoder {
             vision_model,
+            image_model,
             text_model,
             visual_projection,
             text_projection,
@@ -113,7 +122,10 @@ impl DualEncoderConfig {
 
 #[derive(Module, Debug)]
 pub struct DualEncoder<B: Backend> {
-    pub vision_model: VitModel<B>,
+    /// The image tower when it is a ViT (the record of a ViT model is unchanged by the option).
+    pub vision_model: Option<VitModel<B>>,
+    /// The image tower when it is convolutional.
+    pub image_model: Option<ConvTower<B>>,
     pub text_model: BertModel<B>,
     /// The image head's layer when it is linear.
     pub visual_projection: Option<Linear<B>>,
@@ -137,9 +149,32 @@ impl<B: Backend> DualEncoder<B> {
     /// L2-normalised image embeddings `[batch, projection_dim]` from `[batch, 3, H, W]` pixels,
     /// in the float type of the temperature (f32 also when the towers compute in bf16 or f16).
     pub fn encode_image(&self, pixel_values: Tensor<B, 4>) -> Tensor<B, 2> {
-        let pooled = self.vision_model.embed(pixel_values);
+        self.encode_image_with_stats(pixel_values).0
+    }
+
+    /// [`Self::encode_image`], and the BatchNorm statistics the pass used (none for a ViT, an
+    /// evaluation pass or a frozen tower), for [`Self::absorb_batch_norm`].
+    pub fn encode_image_with_stats(&self, pixel_values: Tensor<B, 4>) -> (Tensor<B, 2>, BatchNormStats<B>) {
+        let (pooled, stats) = self.image_features(pixel_values);
         let projected = project(pooled, self.visual_dropout.as_ref(), self.visual_projection.as_ref(), self.visual_mlp.as_ref());
-        l2_normalize(in_dtype_of(projected, &self.logit_scale.val()))
+        (l2_normalize(in_dtype_of(projected, &self.logit_scale.val())), stats)
+    }
+
+    /// The image tower's pooled features `[batch, width]`, before the head.
+    pub fn image_features(&self, pixel_values: Tensor<B, 4>) -> (Tensor<B, 2>, BatchNormStats<B>) {
+        match (&self.vision_model, &self.image_model) {
+            (Some(vit), _) => (vit.embed(pixel_values), BatchNormStats::collecting(false)),
+            (None, Some(conv)) => conv.forward(pixel_values),
+            (None, None) => unreachable!("a dual encoder is built with one image tower"),
+        }
+    }
+
+    /// Folds one update's BatchNorm statistics into the running statistics.
+    pub fn absorb_batch_norm(mut self, stats: BatchNormStats<B>) -> Self {
+        if !stats.is_empty() {
+            self.image_model = self.image_model.map(|tower| tower.absorb(stats));
+        }
+        self
     }
 
     /// L2-normalised text embeddings `[batch, projection_dim]`, in the temperature's float type.
@@ -156,7 +191,8 @@ impl<B: Backend> DualEncoder<B> {
         let mut cast = CastParams(dtype);
         let model = self.clone();
         Self {
-            vision_model: model.vision_model.map(&mut cast),
+            vision_model: Module::map(model.vision_model, &mut cast),
+            image_model: Module::map(model.image_model, &mut cast),
             text_model: model.text_model.map(&mut cast),
             visual_projection: Module::map(model.visual_projection, &mut cast),
             text_projection: Module::map(model.text_projection, &mut cast),

@@ -2,12 +2,15 @@
 //! Hugging Face checkpoint keys (`encoder.layer.0.attention...`) so weights map with little remapping.
 
 pub mod attention;
+pub mod batch_norm;
 pub mod bert;
 pub mod checks;
+pub mod convnet;
 pub mod dual;
 pub mod head;
 pub mod norm;
 pub mod precision;
+pub mod vision;
 pub mod vit;
 
 pub use bert::{BertConfig, BertModel, TextBatch};
@@ -15,6 +18,7 @@ pub use checks::ConfigValueError;
 pub use dual::{DualEncoder, DualEncoderConfig, Preset};
 pub use head::{HeadConfig, HeadKind};
 pub use precision::Precision;
+pub use vision::{VisionConfig, VisionModel};
 pub use vit::{VitConfig, VitModel};
 
 use burn::prelude::*;

@@ -157,7 +157,7 @@ impl RunDir {
         let tokenizer_path = self.path("tokenizer.json");
         let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, config.tokenizer.max_length)?;
         tokenizer.check_fits(model_config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), model_path.display()))?;
-        let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size as u32);
+        let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size() as u32);
         let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };
         Ok((config, model_config, batcher))
     }

@@ -18,6 +18,9 @@ use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
 use crate::model::checks::{MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH};
+use crate::model::batch_norm::BatchNormMode;
+use crate::model::convnet::presets::{ConvFamily, ConvPreset, ConvSource};
+use crate::model::convnet::ConvNetConfig;
 use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Precision, Preset};
 use crate::weights::TowerSource;
 
@@ -269,9 +272,47 @@ pub struct ModelSection {
     /// The image tower's projection head; absent: a bias-free linear layer.
     #[serde(default)]
     pub image_head: HeadSection,
+    /// A convolutional image tower instead of the preset's ViT, trained from scratch; with a
+    /// convolutional `image_tower` it must name the same network and sets how BatchNorm trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convnet: Option<ConvNetSection>,
     /// The text tower's projection head; absent: a bias-free linear layer.
     #[serde(default)]
     pub text_head: HeadSection,
+}
+
+/// `[model.convnet]`: a convolutional image tower (LowCLIP).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvNetSection {
+    /// `resnet18` … `resnet152`, `mobilenet_v2`, `efficientnet_b0`, `tf_efficientnet_b0` or `efficientnet_lite0`.
+    pub name: ConvFamily,
+    /// Whose definition: `torchvision`, `timm` (default) or `efficient_net_pytorch`.
+    #[serde(default = "default_conv_library")]
+    pub library: ConvSource,
+    /// EfficientNet's and MobileNetV2's channel multiplier (default 1).
+    #[serde(default = "one")]
+    pub width_mult: f64,
+    /// EfficientNet's depth multiplier (default 1).
+    #[serde(default = "one")]
+    pub depth_mult: f64,
+    /// `train` (batch statistics, running statistics updated once per update) or `frozen`.
+    #[serde(default)]
+    pub batch_norm: BatchNormMode,
+}
+
+fn default_conv_library() -> ConvSource {
+    ConvSource::Timm
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl ConvNetSection {
+    pub fn preset(&self) -> ConvPreset {
+        ConvPreset::new(self.name, self.library).with_multipliers(self.width_mult, self.depth_mult)
+    }
 }
 
 /// `[model.image_head]` / `[model.text_head]`: a tower's projection head.
@@ -302,6 +343,12 @@ impl ModelSection {
     /// directory recorded.
     pub fn tower_sources(&self) -> Result<(Option<&TowerSource>, Option<&TowerSource>)> {
         for (key, source) in [("image_tower", &self.image_tower), ("text_tower", &self.text_tower)] {
+            if let Some(source @ TowerSource::Conv(conv)) = source {
+                if !conv.path.exists() {
+                    bail!("model.{key} = `{source}`: {} does not exist", conv.path.display());
+                }
+                continue;
+            }
             if let Some(source) = source.as_ref().filter(|s| !s.dir().is_dir()) {
                 bail!("model.{key} = `{source}`: {} is not a folder", source.dir().display());
             }
@@ -332,6 +379,15 @@ impl ModelSection {
             bail!("key `model.dropout` = {}: expected a dropout probability in [0, 1)", self.dropout);
         }
         self.image_head.to_config().validate_dropout("model.image_head")?;
+        if let Some(convnet) = &self.convnet {
+            let arch = convnet.preset().arch().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
+            if let Some(TowerSource::Conv(conv)) = &self.image_tower {
+                if conv.family != convnet.name || convnet.width_mult != 1.0 || convnet.depth_mult != 1.0 {
+                    bail!("key `model.convnet` names {:?} ×{}/×{}, but `model.image_tower` = `{conv}` holds the weights of another network; name the same one, unscaled", convnet.name, convnet.width_mult, convnet.depth_mult);
+                }
+            }
+            ConvNetConfig::new(arch).validate().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
+        }
         self.text_head.to_config().validate_dropout("model.text_head")?;
         if let Some(size) = self.image_size.filter(|s| !(1..=4096).contains(s)) {
             bail!("key `model.image_size` = {size}: expected a side from 1 to 4096 pixels, or no key for the tower's own");
@@ -472,7 +528,7 @@ impl TrainConfig {
 
     /// The image size of the preset (from-scratch) image tower.
     pub fn preset_image_size(&self) -> u32 {
-        let preset = || DualEncoderConfig::preset(self.model.preset, 1).vision.image_size as u32;
+        let preset = || DualEncoderConfig::preset(self.model.preset, 1).vision.image_size() as u32;
         self.model.image_size.or(self.synthetic().map(|s| s.image_size)).unwrap_or_else(preset)
     }
 
@@ -484,11 +540,19 @@ impl TrainConfig {
         config.projection_dim = m.projection_dim;
         config.image_head = m.image_head.to_config();
         config.text_head = m.text_head.to_config();
-        config.vision.pooling = m.image_pooling;
-        // A from-scratch tower with `pooler` pooling gets the pooler it pools with (HF ViT's and BERT's).
-        config.vision.add_pooling_layer = m.image_pooling == Pooling::Pooler;
-        config.vision.hidden_dropout_prob = m.dropout;
-        config.vision.image_size = self.preset_image_size() as usize;
+        if let Some(vit) = config.vision.vit_mut() {
+            vit.pooling = m.image_pooling;
+            // A from-scratch tower with `pooler` pooling gets the pooler it pools with (HF ViT's and BERT's).
+            vit.add_pooling_layer = m.image_pooling == Pooling::Pooler;
+            vit.hidden_dropout_prob = m.dropout;
+        }
+        if let Some(convnet) = &m.convnet {
+            // Checked by `ModelSection::validate`.
+            if let Ok(arch) = convnet.preset().arch() {
+                config.vision = ConvNetConfig::new(arch).with_batch_norm(convnet.batch_norm).into();
+            }
+        }
+        config.vision.set_image_size(self.preset_image_size() as usize);
         config.text.pooling = m.text_pooling;
         config.text.add_pooling_layer = m.text_pooling == Pooling::Pooler;
         config.text.hidden_dropout_prob = m.dropout;

@@ -76,9 +76,10 @@ impl TrainConfig {
         self.optim.validate()?;
         self.eval.validate()?;
         self.train.validate()?;
-        if self.model.image_tower.is_none() {
+        if self.model.image_tower.is_none() && self.model.convnet.is_none() {
             // The from-scratch image tower takes its size from these keys; its patch must divide it.
-            self.model_config(self.tokenizer.vocab_size).vision.validate().map_err(|e| {
+            let vision = self.model_config(self.tokenizer.vocab_size).vision;
+            vision.vit().expect("the preset's tower is a ViT").validate().map_err(|e| {
                 anyhow!("key `model.image_size` (else `data.synthetic.image_size`) = {}: the {:?} image tower needs {}", e.value, self.model.preset, e.expected)
             })?;
         }

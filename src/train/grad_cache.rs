@@ -17,6 +17,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::collective::Peer;
 use crate::data::Batch;
 use crate::loss::{LossInputs, LossTerms};
+use crate::model::batch_norm::BatchNormStats;
 use crate::model::{DualEncoder, Precision, TextBatch};
 
 /// How the pairs of one update are encoded.
@@ -42,10 +43,13 @@ impl Encoding {
     }
 }
 
-/// The parameter gradients of one update and its loss terms (detached, for logging).
+/// The parameter gradients of one update, its loss terms (detached, for logging), and the
+/// BatchNorm statistics of its taped pass, merged over its chunks, for
+/// [`DualEncoder::absorb_batch_norm`] after the optimiser step.
 pub struct UpdateGradients<B: AutodiffBackend> {
     pub grads: GradientsParams,
     pub terms: LossTerms<B>,
+    pub batch_norm: BatchNormStats<B>,
 }
 
 /// A data-parallel worker's part in an update ([`shared_update_gradients`]).
@@ -99,18 +103,18 @@ where
     let dtype = encoding.precision.dtype();
     // The model the towers run as: cast to the low precision in the graph, once per backward.
     let lowered = |model: &DualEncoder<B>| dtype.map_or_else(|| model.clone(), |dtype| model.in_precision(dtype));
-    let encode = |model: &DualEncoder<B>, k: usize| -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let encode = |model: &DualEncoder<B>, k: usize| -> (Tensor<B, 2>, Tensor<B, 2>, BatchNormStats<B>) {
         let Range { start, end } = chunks[k].clone();
         // Workers of one process share the generator: one at a time seeds it and draws.
         let _turn = shared.as_ref().and_then(|s| s.peer.take_turn());
         B::seed(&device, dropout_seed(first_chunk + k));
         let pixels = pixel_values.clone().narrow(0, start, end - start);
-        let image = model.encode_image(match dtype {
+        let (image, stats) = model.encode_image_with_stats(match dtype {
             Some(dtype) => pixels.cast(dtype),
             None => pixels,
         });
         let text = model.encode_text(&text_rows(&text, start, end - start));
-        (image, text)
+        (image, text, stats)
     };
     let inputs = |image: Tensor<B, 2>, text: Tensor<B, 2>, image_ids: Vec<u64>, teacher: Option<(Tensor<B, 2>, Tensor<B, 2>)>| LossInputs {
         image,
@@ -124,15 +128,22 @@ where
     // ANCHOR: grad_cache
     if shared.is_none() && (!encoding.grad_cache || chunks.len() == 1) {
         let lowered = lowered(model);
-        let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(&lowered, k)).unzip();
+        let (mut images, mut texts, mut stats) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..chunks.len() {
+            let (image, text, chunk_stats) = encode(&lowered, k);
+            images.push(image);
+            texts.push(text);
+            stats.push(chunk_stats);
+        }
         let terms = loss(inputs(Tensor::cat(images, 0), Tensor::cat(texts, 0), image_ids, teacher))?;
         let grads = GradientsParams::from_grads(terms.total.backward(), model);
-        return Ok(UpdateGradients { grads, terms: detached(terms) });
+        return Ok(UpdateGradients { grads, terms: detached(terms), batch_norm: BatchNormStats::merge(stats) });
     }
 
-    // Pass 1: the embeddings without a tape (the parameters untracked, dropout still on).
+    // Pass 1: the embeddings without a tape (the parameters untracked, dropout still on, and
+    // BatchNorm normalising with each chunk's statistics as pass 2 will).
     let untracked = lowered(&model.clone().no_grad());
-    let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(&untracked, k)).unzip();
+    let (images, texts): (Vec<_>, Vec<_>) = (0..chunks.len()).map(|k| encode(&untracked, k)).map(|(image, text, _)| (image, text)).unzip();
     let (own_rows, image, text, image_ids, teacher) = match &shared {
         None => (0..pairs, Tensor::cat(images, 0).detach(), Tensor::cat(texts, 0).detach(), image_ids, teacher),
         Some(shared) => gather(shared, images, texts, &device)?,
@@ -153,8 +164,13 @@ where
     }
 
     // Pass 2: each chunk again, with the tape, backpropagating its slice of the kept gradient.
+    let mut stats = Vec::new();
     for (k, range) in chunks.iter().enumerate() {
-        let (chunk_image, chunk_text) = encode(&lowered(model), k);
+        let (chunk_image, chunk_text, chunk_stats) = encode(&lowered(model), k);
+        if shared.is_some() && chunk_stats.uses_batch_statistics() && !chunk_stats.is_empty() {
+            bail!("data-parallel training keeps one model on every worker, and BatchNorm in train mode would give each worker its own running statistics; set model.convnet.batch_norm = \"frozen\" or train on one device");
+        }
+        stats.push(chunk_stats);
         let rows = range.end - range.start;
         let surrogate = (chunk_image * image_grad.clone().narrow(0, range.start, rows)).sum()
             + (chunk_text * text_grad.clone().narrow(0, range.start, rows)).sum();
@@ -164,7 +180,7 @@ where
         None => accumulator.grads(),
         Some(shared) => shared.peer.sum_gradients(model, accumulator.grads())?,
     };
-    Ok(UpdateGradients { grads, terms: detached(terms) })
+    Ok(UpdateGradients { grads, terms: detached(terms), batch_norm: BatchNormStats::merge(stats) })
     // ANCHOR_END: grad_cache
 }
 

@@ -6,10 +6,10 @@ use burn::prelude::*;
 
 use super::config::TrainConfig;
 use crate::data::ImageNormalization;
-use crate::model::{DualEncoder, DualEncoderConfig};
+use crate::model::{DualEncoder, DualEncoderConfig, VisionModel};
 use crate::text::CaptionTokenizer;
 use crate::weights::towers::{load_image_tower_with, load_text_tower_with};
-use crate::weights::LoadReport;
+use crate::weights::{conv_config, load_conv_tower, LoadReport, TowerSource};
 
 /// A new model with what the run directory must record to use it again.
 pub struct InitialModel<B: Backend> {
@@ -58,6 +58,15 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
             let size = config.preset_image_size();
             (preset.vision.init::<B>(device), preset.vision.clone(), m.normalization.unwrap_or_default(), size)
         }
+        Some(TowerSource::Conv(source)) => {
+            let batch_norm = m.convnet.map(|c| c.batch_norm).unwrap_or_default();
+            let size = m.image_size.unwrap_or(224);
+            let conv_config = conv_config(&source.preset(), batch_norm, size as usize)?;
+            let (tower, report) = load_conv_tower::<B>(&conv_config, source.source, &source.path, m.allow_partial, device)?;
+            reports.push(report);
+            let normalization = m.normalization.unwrap_or(source.normalization());
+            (VisionModel::ConvNet(tower), conv_config.into(), normalization, size)
+        }
         Some(source) => {
             let tower = load_image_tower_with::<B>(source, m.allow_partial, device, |c| {
                 c.pooling = m.image_pooling;
@@ -66,11 +75,11 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
             reports.push(tower.report);
             let normalization = m.normalization.unwrap_or(tower.normalization);
             let size = m.image_size.unwrap_or(tower.config.image_size as u32);
-            (tower.model, tower.config, normalization, size)
+            (VisionModel::Vit(tower.model), tower.config.into(), normalization, size)
         }
     };
-    if image_size as usize % vision_config.patch_size != 0 {
-        anyhow::bail!("model.image_size = {image_size} is not a multiple of the image tower's patch size {}", vision_config.patch_size);
+    if let Some(patch) = vision_config.vit().map(|v| v.patch_size).filter(|&patch| image_size as usize % patch != 0) {
+        anyhow::bail!("model.image_size = {image_size} is not a multiple of the image tower's patch size {patch}");
     }
 
     let dual = DualEncoderConfig { vision: vision_config, text: text_config, ..preset };

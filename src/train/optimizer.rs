@@ -43,7 +43,7 @@ impl ParamClass {
     /// for embedding tables, and for the learned tokens and position embeddings.
     pub fn of(path: &ParamPath, rank: usize) -> Self {
         let group = match path.first().map(|(field, _)| field.as_str()) {
-            Some("vision_model" | "text_model") => Group::Backbone,
+            Some("vision_model" | "image_model" | "text_model") => Group::Backbone,
             _ => Group::Head,
         };
         let in_embedding_table = path.iter().any(|(_, holder)| holder == "Struct:Embedding");

@@ -291,7 +291,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
                 shared_update_gradients(&model, batch, encoding, dropout, loss, shared)
             }
         };
-        let UpdateGradients { mut grads, terms } = update?;
+        let UpdateGradients { mut grads, terms, batch_norm } = update?;
         let part = |t: &Option<Tensor<B, 1>>| t.as_ref().map(|t| t.clone().into_scalar().elem::<f64>());
         let (contrastive, transport, plan_mass) = (part(&terms.contrastive), part(&terms.transport), part(&terms.plan_mass));
         let loss_value: f64 = terms.total.into_scalar().elem();
@@ -299,7 +299,7 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
             bail!("the loss became {loss_value} at step {step}; lower optim.lr");
         }
         let grad_norm = clip_global_norm(&model, &mut grads, o.clip_norm);
-        let model = self.optim.step(rates, model, grads).clamp_logit_scale();
+        let model = self.optim.step(rates, model, grads).clamp_logit_scale().absorb_batch_norm(batch_norm);
         let scale: f64 = model.scale().into_scalar().elem();
         self.model = Some(model);
         if self.first_loss.is_nan() {

@@ -99,6 +99,13 @@ fn text_config(t: &BertConfig) -> Value {
     })
 }
 
+/// The ViT image tower, the only kind the transformers modelling code holds.
+fn exportable_vision(config: &DualEncoderConfig) -> Result<&VitConfig> {
+    config.vision.vit().ok_or_else(|| {
+        anyhow!("export writes a transformers model with a ViT image tower; this model's image tower is convolutional, so use its run checkpoint with otclip (embed, search, serve) instead")
+    })
+}
+
 /// The whole `config.json`.
 pub fn hf_config(config: &DualEncoderConfig) -> Result<Value> {
     // Through text, so that f32 values keep their shortest form (2.6592601, not 2.659260034561157).
@@ -111,7 +118,7 @@ pub fn hf_config(config: &DualEncoderConfig) -> Result<Value> {
         "projection_dim": config.projection_dim,
         "logit_scale_init_value": otclip["init_logit_scale"],
         "logit_bias_init_value": otclip["init_logit_bias"],
-        "vision_config": vision_config(&config.vision),
+        "vision_config": vision_config(exportable_vision(config)?),
         "text_config": text_config(&config.text),
         "image_head": otclip["image_head"],
         "text_head": otclip["text_head"],
@@ -121,6 +128,7 @@ pub fn hf_config(config: &DualEncoderConfig) -> Result<Value> {
 
 /// Writes `dir/model.safetensors`, `dir/config.json` and the modelling code; the number of tensors.
 pub fn export_dual<B: Backend>(model: &DualEncoder<B>, config: &DualEncoderConfig, dir: &Path) -> Result<usize> {
+    exportable_vision(config)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let snapshots = model.collect(None, Some(Box::new(BurnToPyTorchAdapter)), false);
     let mut tensors: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();

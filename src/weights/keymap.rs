@@ -24,6 +24,9 @@ pub enum Layout {
     TimmEva,
     /// A dual encoder written by `otclip export`.
     Export,
+    /// torchvision, timm and EfficientNet-PyTorch convolutional networks, after the renames of
+    /// `weights::convnet`.
+    ConvNet,
 }
 
 pub struct KeyMap {
@@ -100,6 +103,7 @@ impl KeyMap {
                 ]),
                 &[r"^rope\.", r"^head\.", r"^mask_token$", r"k_bias$"],
             ),
+            Layout::ConvNet => (Vec::new(), &[r"^(fc|classifier|_fc|head)\.", r"relative_position_index$", r"attn_mask$"]),
             Layout::Export => (
                 pairs(&[(r"^text_model\.(.*)\.LayerNorm\.", "text_model.$1.layer_norm."), (r"^text_model\.(.*)\.attention\.self\.", "text_model.$1.attention.self_attention.")]),
                 &[],
@@ -107,6 +111,13 @@ impl KeyMap {
         };
         let ignore = ignore.iter().map(|p| Regex::new(p).expect("valid ignore pattern")).collect();
         Self { layout, patterns, ignore }
+    }
+
+    /// This map with exact module renames `(checkpoint module, otclip module)` added after its
+    /// patterns, in order; each renamed key goes on through the later renames.
+    pub fn with_module_renames(mut self, renames: &[(String, String)]) -> Self {
+        self.patterns.extend(renames.iter().map(|(from, to)| (format!("^{}\\.", regex::escape(from)), format!("{to}."))));
+        self
     }
 
     /// Whether a checkpoint key is skipped on purpose.

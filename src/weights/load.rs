@@ -36,7 +36,8 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, TensorData>> {
         check_safetensors(path)?;
         SafetensorsStore::from_file(path).get_all_snapshots().map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?.clone()
     } else {
-        PytorchStore::from_file(path).get_all_snapshots().map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?.clone()
+        // Keys as saved: burn-store would renumber gaps (`classifier.1` → `classifier.0`).
+        PytorchStore::from_file(path).map_indices_contiguous(false).get_all_snapshots().map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?.clone()
     };
     snapshots
         .into_iter()

@@ -6,6 +6,7 @@
 //! - [`export`]: a trained dual encoder written as a folder that transformers loads.
 
 pub mod config;
+pub mod convnet;
 pub mod export;
 pub mod header;
 pub mod keymap;
@@ -13,6 +14,7 @@ pub mod load;
 pub mod report;
 pub mod towers;
 
+pub use convnet::{conv_config, load_conv_tower, ConvTowerSource};
 pub use config::{image_config, text_config, ImageTowerConfig};
 pub use export::export_dual;
 pub use keymap::{KeyMap, Layout};

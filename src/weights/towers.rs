@@ -10,6 +10,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail, Context, Result};
 use burn::prelude::*;
 
+use super::convnet::ConvTowerSource;
 use super::config::{image_config, text_config, ImageTowerConfig};
 use super::keymap::{KeyMap, Layout};
 use super::load::{apply_tensors, read_tensors, weights_file};
@@ -23,12 +24,16 @@ use crate::text::CaptionTokenizer;
 pub enum TowerSource {
     Hf(PathBuf),
     Timm { name: Option<String>, dir: PathBuf },
+    /// A convolutional tower: `torchvision:NAME@PATH`, `timm:NAME@PATH`, `effnet:NAME@PATH`.
+    Conv(ConvTowerSource),
 }
 
 impl FromStr for TowerSource {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        if let Some(dir) = s.strip_prefix("hf:") {
+        if let Some(conv) = ConvTowerSource::parse(s)? {
+            Ok(Self::Conv(conv))
+        } else if let Some(dir) = s.strip_prefix("hf:") {
             Ok(Self::Hf(dir.into()))
         } else if let Some(rest) = s.strip_prefix("timm:") {
             match rest.split_once('@') {
@@ -47,6 +52,7 @@ impl std::fmt::Display for TowerSource {
         match self {
             Self::Hf(dir) => write!(f, "hf:{}", dir.display()),
             Self::Timm { name, dir } => write!(f, "timm:{}@{}", name.as_deref().unwrap_or(""), dir.display()),
+            Self::Conv(conv) => conv.fmt(f),
         }
     }
 }
@@ -55,6 +61,7 @@ impl TowerSource {
     pub fn dir(&self) -> &Path {
         match self {
             Self::Hf(dir) | Self::Timm { dir, .. } => dir,
+            Self::Conv(conv) => &conv.path,
         }
     }
 
@@ -144,6 +151,9 @@ pub fn load_image_tower_with<B: Backend>(
     device: &B::Device,
     adjust: impl FnOnce(&mut VitConfig),
 ) -> Result<ImageTower<B>> {
+    if let TowerSource::Conv(conv) = source {
+        bail!("{conv} is a convolutional tower; this loads ViT towers (the convolutional ones load through weights::convnet)");
+    }
     let ImageTowerConfig { vit: mut config, layout, normalization } = image_config(source)?;
     let file = weights_file(source.dir())?;
     let tensors = read_tensors(&file).with_context(|| format!("loading the image tower {}", source.dir().display()))?;
@@ -173,12 +183,12 @@ pub fn pretrained_dual_encoder<B: Backend>(
     allow_partial: bool,
     device: &B::Device,
 ) -> Result<(crate::model::DualEncoder<B>, crate::model::DualEncoderConfig, CaptionTokenizer, [LoadReport; 2])> {
-    if matches!(text, TowerSource::Timm { .. }) {
-        bail!("text_tower: timm holds image models only; use hf:DIR");
+    if matches!(text, TowerSource::Timm { .. } | TowerSource::Conv(_)) {
+        bail!("text_tower: `{text}` is an image model; use hf:DIR");
     }
     let vision = load_image_tower::<B>(image, None, allow_partial, device)?;
     let words = load_text_tower::<B>(text.dir(), None, max_length, allow_partial, device)?;
-    let config = crate::model::DualEncoderConfig::new(vision.config.clone(), words.config.clone(), projection_dim);
-    let model = config.with_towers(vision.model, words.model, device);
+    let config = crate::model::DualEncoderConfig::new(vision.config.clone().into(), words.config.clone(), projection_dim);
+    let model = config.with_towers(crate::model::VisionModel::Vit(vision.model), words.model, device);
     Ok((model, config, words.tokenizer, [vision.report, words.report]))
 }

@@ -39,7 +39,7 @@ pub fn small_model<B: Backend>(dropout: f64, device: &B::Device) -> DualEncoder<
     // cover the heads' layers and their dropout too.
     let image_head = HeadConfig::new().with_kind(HeadKind::Mlp).with_dropout(dropout);
     let text_head = HeadConfig::new().with_bias(true);
-    DualEncoderConfig::new(vision, text, 16).with_image_head(image_head).with_text_head(text_head).init(device)
+    DualEncoderConfig::new(vision.into(), text, 16).with_image_head(image_head).with_text_head(text_head).init(device)
 }
 
 /// An update of `n` pairs: random pixels, token ids and teacher rows; images 0 and 2 have two

@@ -69,9 +69,9 @@ fn build(case: &str) -> (DualEncoder<B>, DualEncoderConfig) {
     let head = |kind: HeadKind, bias: bool, dropout: f64| HeadConfig::new().with_kind(kind).with_bias(bias).with_dropout(dropout);
     let pretrained = |image: otclip::weights::ImageTower<B>, text: otclip::weights::TextTower<B>, dim: usize, heads: [HeadConfig; 2]| {
         let [image_head, text_head] = heads;
-        let config = DualEncoderConfig::new(image.config, text.config, dim).with_image_head(image_head).with_text_head(text_head);
+        let config = DualEncoderConfig::new(image.config.into(), text.config, dim).with_image_head(image_head).with_text_head(text_head);
         config.validate().unwrap();
-        (config.with_towers(image.model, text.model, &device), config)
+        (config.with_towers(otclip::model::VisionModel::Vit(image.model), text.model, &device), config)
     };
     let (mut model, config) = match case {
         "clip_bert_linear" => pretrained(
@@ -96,7 +96,7 @@ fn build(case: &str) -> (DualEncoder<B>, DualEncoderConfig) {
             let vision = VitConfig::new(32, 8, 32, 2, 4, 64).with_add_pooling_layer(true).with_pooling(Pooling::Pooler).with_qkv_bias(false);
             let text = BertConfig::new(90, 32, 2, 4, 64).with_max_position_embeddings(40).with_add_pooling_layer(true).with_pooling(Pooling::Pooler);
             let none = HeadConfig::new().with_kind(HeadKind::None);
-            let config = DualEncoderConfig::new(vision, text, 32).with_image_head(none.clone()).with_text_head(none);
+            let config = DualEncoderConfig::new(vision.into(), text, 32).with_image_head(none.clone()).with_text_head(none);
             config.validate().unwrap();
             let model = config.init::<B>(&device).map(&mut Fill::new(4, 0.3));
             (model, config)

@@ -18,7 +18,7 @@ type B = NdArray<f32>;
 fn config(image_head: HeadConfig, text_head: HeadConfig, projection_dim: usize) -> DualEncoderConfig {
     let vision = VitConfig::new(16, 8, 32, 1, 2, 64);
     let text = BertConfig::new(40, 24, 1, 2, 48);
-    DualEncoderConfig::new(vision, text, projection_dim).with_image_head(image_head).with_text_head(text_head)
+    DualEncoderConfig::new(vision.into(), text, projection_dim).with_image_head(image_head).with_text_head(text_head)
 }
 
 fn inputs(device: &burn::backend::ndarray::NdArrayDevice) -> (Tensor<B, 4>, TextBatch<B>) {
@@ -48,7 +48,7 @@ fn each_head_kind_computes_what_it_says() {
     let model = config(HeadConfig::new(), HeadConfig::new().with_bias(true), 16).init::<B>(&device);
     assert_eq!(names(&model), ["visual_projection.weight", "text_projection.weight", "text_projection.bias", "logit_scale", "logit_bias"]);
     let linear = model.visual_projection.as_ref().unwrap();
-    let expected = l2_normalize(linear.forward(model.vision_model.embed(pixels.clone())));
+    let expected = l2_normalize(linear.forward(model.vision_model.as_ref().unwrap().embed(pixels.clone())));
     assert!(close(model.encode_image(pixels.clone()), expected) < 1e-6);
     let linear = model.text_projection.as_ref().unwrap();
     let pooled = model.text_model.embed(&text);
@@ -61,7 +61,7 @@ fn each_head_kind_computes_what_it_says() {
     assert_eq!(names(&model), ["logit_scale", "logit_bias", "visual_mlp.fc1.weight", "visual_mlp.fc2.weight", "text_mlp.fc1.weight", "text_mlp.fc2.weight"]);
     let head = model.visual_mlp.as_ref().unwrap();
     assert_eq!(head.fc1.weight.dims(), [32, 24]);
-    let pooled = model.vision_model.embed(pixels.clone());
+    let pooled = model.vision_model.as_ref().unwrap().embed(pixels.clone());
     let by_hand = gelu(pooled.matmul(head.fc1.weight.val())).matmul(head.fc2.weight.val());
     assert!(close(model.encode_image(pixels.clone()), l2_normalize(by_hand)) < 1e-5);
 
@@ -103,7 +103,7 @@ fn dropout_acts_before_the_head_while_training_only() {
     assert!(close(a.clone(), b) > 1e-3, "two training passes drew the same dropout mask");
     // Without autodiff (evaluation) dropout is off: the head alone on the pooled output.
     let eval = model.valid();
-    let plain = l2_normalize(eval.visual_projection.as_ref().unwrap().forward(eval.vision_model.embed(pixels.clone())));
+    let plain = l2_normalize(eval.visual_projection.as_ref().unwrap().forward(eval.vision_model.as_ref().unwrap().embed(pixels.clone())));
     assert!(close(eval.encode_image(pixels), plain.clone()) < 1e-7);
     assert!(close(a, plain) > 1e-3, "the training output equals the dropout-free one");
 }
@@ -124,7 +124,7 @@ fn runs_saved_before_heads_were_configurable_still_load() {
     let device = Default::default();
     let config = config(HeadConfig::new(), HeadConfig::new(), 16);
     let old = OldDualEncoder {
-        vision_model: config.vision.init::<B>(&device),
+        vision_model: config.vision.vit().unwrap().init::<B>(&device),
         text_model: config.text.init::<B>(&device),
         visual_projection: LinearConfig::new(32, 16).with_bias(false).init(&device),
         text_projection: LinearConfig::new(24, 16).with_bias(false).init(&device),

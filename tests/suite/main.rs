@@ -11,6 +11,8 @@ mod common;
 mod architecture;
 mod clip_loss;
 mod config;
+mod convnets;
+mod convnets_real;
 mod data_parallel;
 mod data_pipeline;
 mod dataset_fuzz;

@@ -149,10 +149,10 @@ fn pooler_pooling_from_scratch_builds_its_pooler() {
     )
     .unwrap();
     let model = config.model_config(120);
-    assert!(model.vision.add_pooling_layer && model.text.add_pooling_layer);
+    assert!(model.vision.vit().unwrap().add_pooling_layer && model.text.add_pooling_layer);
     let device = Default::default();
     let dual = model.init::<NdArray<f32>>(&device);
-    assert!(dual.vision_model.pooler.is_some() && dual.text_model.pooler.is_some());
+    assert!(dual.vision_model.as_ref().unwrap().pooler.is_some() && dual.text_model.pooler.is_some());
     // A BERT config that pools with a pooler it lacks is refused, naming the key.
     let mut text = model.text.clone();
     text.add_pooling_layer = false;

@@ -155,7 +155,7 @@ fn partial_load_is_an_error_unless_allowed() {
 fn export_round_trip_is_exact() {
     let device = Default::default();
     let config = DualEncoderConfig::new(
-        VitConfig::new(32, 8, 32, 2, 4, 64).with_layer_scale(true).with_num_register_tokens(2),
+        VitConfig::new(32, 8, 32, 2, 4, 64).with_layer_scale(true).with_num_register_tokens(2).into(),
         BertConfig::new(90, 32, 2, 4, 64).with_max_position_embeddings(40).with_add_pooling_layer(true),
         16,
     );
@@ -191,7 +191,7 @@ fn pretrained_towers_plug_into_the_dual_encoder() {
     let text: TowerSource = format!("hf:{}", common::fixture("towers/xlmr").display()).parse().unwrap();
     let (model, config, tokenizer, reports) = otclip::weights::pretrained_dual_encoder::<B>(&image, &text, 16, 32, false, &device).unwrap();
     assert!(reports.iter().all(|r| r.missing.is_empty()));
-    assert_eq!(config.vision.num_register_tokens, 4);
+    assert_eq!(config.vision.vit().unwrap().num_register_tokens, 4);
     assert!(config.text.roberta_positions);
     let encoded = tokenizer.encode_batch(&["hai con chó", "a red bicycle in the park"]).unwrap();
     let batch = otclip::model::TextBatch {
@@ -275,7 +275,7 @@ fn training_starts_from_pretrained_towers() {
     let text_diff = diff(run.model.text_model.embed(&batch), &r["mean_pooled"]);
     let r = image_reference;
     let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
-    let image_diff = diff(run.model.vision_model.embed(pixels), &r["pooler_output"]);
+    let image_diff = diff(run.model.vision_model.as_ref().unwrap().embed(pixels), &r["pooler_output"]);
     assert!(text_diff <= 1e-4 && image_diff <= 1e-4, "pretrained weights lost: text {text_diff:e}, image {image_diff:e}");
 
     // Resuming reads the run's own model.json, tokenizer and preprocessing; it loads no tower.
@@ -295,7 +295,7 @@ fn training_starts_from_pretrained_towers() {
     let (model, _, report) = load_exported::<B>(&out, &device).unwrap();
     assert!(report.missing.is_empty() && report.unused.is_empty(), "{report}");
     let pixels = Tensor::<B, 4>::from_data(r["pixel_values"].clone(), &device);
-    let exported_diff = diff(model.vision_model.embed(pixels), &r["pooler_output"]);
+    let exported_diff = diff(model.vision_model.as_ref().unwrap().embed(pixels), &r["pooler_output"]);
     assert!(exported_diff <= 1e-4, "the exported image tower differs by {exported_diff:e}");
     let report = otclip::evaluate_run::<B>(&run_dir, "last", otclip::data::Split::Test, None, &device).unwrap();
     assert_eq!((report.metrics.images, report.metrics.captions), (8, 40), "eval on the test split without the towers");
@@ -319,8 +319,8 @@ fn the_viclip_ot_config_builds_its_pretrained_model() {
     let init = initial_model::<B, &str>(&config, std::iter::empty(), &Default::default()).unwrap();
     assert_eq!(init.image_size, 224, "model.image_size overrides the tower's 32 px");
     assert_eq!(init.normalization.mean, [0.485, 0.456, 0.406], "timm's pretrained_cfg mean");
-    assert_eq!(init.config.vision.num_register_tokens, 4);
-    assert_eq!(init.config.vision.pooling, otclip::model::Pooling::Mean);
+    assert_eq!(init.config.vision.vit().unwrap().num_register_tokens, 4);
+    assert_eq!(init.config.vision.vit().unwrap().pooling, otclip::model::Pooling::Mean);
     assert_eq!(init.config.text.hidden_dropout_prob, 0.1);
     assert_eq!(init.reports.len(), 2);
     assert!(init.reports.iter().all(|r| r.missing.is_empty()), "{:?}", init.reports);
@@ -381,7 +381,7 @@ fn embed_command_writes_the_reference_embeddings() {
     let device = Default::default();
     let tower = load_image_tower::<B>(&TowerSource::Hf(clip), Some(otclip::model::Pooling::Pooler), false, &device).unwrap();
     let norm = tower.normalization;
-    let chw = otclip::data::transform::EvalTransform { resize: 32, crop: 32 }.apply(&image, &norm).unwrap();
+    let chw = otclip::data::transform::EvalTransform::new().with_resize(32).with_crop(32).apply(&image, &norm).unwrap();
     let x = burn::tensor::Tensor::<B, 1>::from_floats(chw.as_slice(), &device).reshape([1, 3, 32, 32]);
     let expected = tower.model.embed(x).into_data().into_vec::<f32>().unwrap();
     let diff = max_abs(&ours, &expected);

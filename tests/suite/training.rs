@@ -36,7 +36,7 @@ fn small_config(extra: &[&str]) -> TrainConfig {
 }
 
 fn small_model(vocab: usize) -> DualEncoderConfig {
-    DualEncoderConfig::new(VitConfig::new(32, 8, 32, 1, 2, 64), BertConfig::new(vocab, 32, 1, 2, 64), 32)
+    DualEncoderConfig::new(VitConfig::new(32, 8, 32, 1, 2, 64).into(), BertConfig::new(vocab, 32, 1, 2, 64), 32)
 }
 
 #[test]

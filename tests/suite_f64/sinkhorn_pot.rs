@@ -4,7 +4,7 @@
 
 use burn::backend::NdArray;
 use crate::common::pot::{cases, check_all, solve, Case};
-use crate::common::{self, max_rel_diff, to_f64};
+use crate::common::{max_rel_diff, to_f64};
 use otclip::loss::{sinkhorn, GradMode, SinkhornConfig};
 
 #[test]

@@ -58,6 +58,7 @@ pub fn image_config(source: &TowerSource) -> Result<ImageTowerConfig> {
         TowerSource::Timm { name, .. } => return checked_timm(file.parse::<TimmConfig>()?.to_image_tower(name.as_deref(), file.path())?, file.path()),
         TowerSource::Hf(_) if file.has_key("architecture") => return checked_timm(file.parse::<TimmConfig>()?.to_image_tower(None, file.path())?, file.path()),
         TowerSource::Hf(_) => {}
+        TowerSource::Conv(conv) => bail!("{conv} is a convolutional tower, not a ViT folder"),
     }
     let origin = file.path();
     let model_type = file.parse::<HfHeader>()?.model_type;
