@@ -48,7 +48,7 @@ fn main() -> Result<()> {
     };
     let dataset = Arc::new(spec.open()?.to_captioned());
     let tokenizer = CaptionTokenizer::train(dataset.entries.iter().flat_map(|e| e.captions.iter()), 100, 16)?;
-    let batcher = Batcher { tokenizer, image_size: 224, normalization: ImageNormalization::CLIP };
+    let batcher = Batcher { tokenizer, image_size: 224, normalization: ImageNormalization::CLIP, interpolation: Default::default() };
     let pairs: Vec<(usize, usize)> = (0..dataset.entries.len()).map(|i| (i, 0)).collect();
     let batches: Vec<Vec<(usize, usize)>> = pairs.chunks(args.batch_size).map(<[_]>::to_vec).collect();
     for (name, augment) in [("eval (resize 256, crop 224)", None), ("train (ViCLIP-OT augmentations)", Some((TrainTransform::new(), 1)))] {

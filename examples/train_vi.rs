@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Parser;
-use otclip::data::Split;
+use otclip::app::flagship;
 use otclip::eval::{comparison_table, EvalReport};
-use otclip::train::{TrainConfig, TrainOptions};
 use otclip::loss::Objective;
-use otclip::{DeviceSpec, EvalTask, TrainTask, SYNTHETIC_VI_CONFIG};
+use otclip::train::TrainConfig;
+use otclip::{DeviceSpec, SYNTHETIC_VI_CONFIG};
 
 #[derive(Parser)]
 #[command(about = "Train and evaluate otclip on the built-in Vietnamese synthetic dataset")]
@@ -42,26 +42,14 @@ struct Args {
     baseline: bool,
 }
 
-// ANCHOR: quickstart
+// ANCHOR: flagship_run
 /// Trains (or resumes) one run with `overrides` applied to the flagship config, then evaluates
 /// its best checkpoint on the test split.
 fn train_and_evaluate(args: &Args, out: &Path, overrides: &[String]) -> Result<EvalReport> {
     let config = TrainConfig::parse(SYNTHETIC_VI_CONFIG, "configs/synthetic_vi.toml", overrides)?;
-    if args.fresh && out.exists() {
-        std::fs::remove_dir_all(out)?;
-    }
-    let resume = out.join("checkpoints").exists();
-    eprintln!("{} on {} → {}", config.loss.objective().name(), args.device, out.display());
-    let options = TrainOptions { resume, ..Default::default() };
-    let summary = TrainTask { config, run_dir: out.to_path_buf(), options, nodes: None }.run_on(&[args.device])?;
-    eprintln!("trained {} epochs, {} steps, in {:.0}s", summary.epochs, summary.steps, summary.seconds);
-
-    let task = EvalTask { run_dir: out.to_path_buf(), checkpoint: "best".into(), split: Split::Test, data: None };
-    let report = task.run_on(args.device)?.report;
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&report.to_json())?)?;
-    Ok(report)
+    flagship::train_and_evaluate(config, out, args.device, args.fresh)
 }
-// ANCHOR_END: quickstart
+// ANCHOR_END: flagship_run
 
 /// The `--set` overrides that choose `objective`.
 fn objective_overrides(objective: Objective) -> [String; 2] {

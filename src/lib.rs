@@ -37,4 +37,4 @@ pub use app::teacher::TeacherTask;
 pub use app::train::TrainTask;
 pub use backend::{dispatch, dispatch_inference, BackendTask, DeviceSpec, InferenceTask};
 pub use tensor::f64_tensor;
-pub use train::config::SYNTHETIC_VI_CONFIG;
+pub use train::config::{SYNTHETIC_AZ_CONFIG, SYNTHETIC_VI_CONFIG};

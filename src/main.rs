@@ -139,7 +139,9 @@ enum Command {
         /// An HF folder (BERT, RoBERTa, XLM-R, PhoBERT) with config.json and model.safetensors.
         #[arg(long, conflicts_with_all = ["image_tower", "run", "export"], required_unless_present_any = ["image_tower", "run", "export"])]
         text_tower: Option<PathBuf>,
-        /// An HF (ViT, CLIP, DINOv2) or timm folder; `timm:NAME@DIR` also works.
+        /// An HF (ViT, CLIP, DINOv2) or timm folder; `timm:NAME@DIR` also works; a convolutional
+        /// tower is `torchvision:NAME@FILE`, `timm:NAME@DIR` or `effnet:NAME@FILE` (resnet50,
+        /// mobilenet_v2, efficientnet_b0, efficientnet_lite0, swin_t, ...).
         #[arg(long, conflicts_with_all = ["run", "export"])]
         image_tower: Option<String>,
         /// The architecture when the folder cannot say it, e.g. `timm:vit_base_patch16_dinov3`.

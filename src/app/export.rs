@@ -80,14 +80,14 @@ pub fn tokenizer_config(tokenizer: &CaptionTokenizer) -> Value {
 }
 
 /// `preprocessor_config.json`: otclip's evaluation transform in `CLIPImageProcessor` terms (the
-/// shorter side resized to size·256/224 with bicubic resampling, a centre crop to the model's
+/// shorter side resized to size·256/224 with the run's filter, a centre crop to the model's
 /// size, pixels scaled to [0, 1] and normalised with the run's mean and std).
 pub fn preprocessor_config(batcher: &crate::data::Batcher) -> Value {
     let transform = EvalTransform::for_size(batcher.image_size);
     let norm = batcher.normalization;
     json!({
         "image_processor_type": "CLIPImageProcessor",
-        "do_resize": true, "size": {"shortest_edge": transform.resize}, "resample": 3,
+        "do_resize": true, "size": {"shortest_edge": transform.resize}, "resample": batcher.interpolation.pil_code(),
         "do_center_crop": true, "crop_size": {"height": transform.crop, "width": transform.crop},
         "do_rescale": true, "rescale_factor": 1.0 / 255.0,
         "do_normalize": true, "image_mean": norm.mean, "image_std": norm.std,

@@ -10,6 +10,7 @@ pub mod data_dedup;
 pub mod embed;
 pub mod eval;
 pub mod export;
+pub mod flagship;
 pub mod index;
 pub mod model_card;
 pub mod ot_solve;

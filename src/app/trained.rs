@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::decode::decode_image;
+use crate::data::resample::Interpolation;
 use crate::data::{Batcher, ImageLimits, ImageNormalization};
 use crate::model::DualEncoder;
 use crate::text::CaptionTokenizer;
@@ -80,8 +81,8 @@ impl<B: Backend> TrainedModel<B> {
                 let max_length = exported_max_length(&tokenizer_path)?.unwrap_or(config.text.max_tokens()).min(config.text.max_tokens());
                 let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, max_length)?;
                 tokenizer.check_fits(config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), dir.join("config.json").display()))?;
-                let (image_size, normalization) = exported_preprocessing(dir, config.vision.image_size() as u32)?;
-                (model, Batcher { tokenizer, image_size, normalization }, config.projection_dim, None)
+                let (image_size, normalization, interpolation) = exported_preprocessing(dir, config.vision.image_size() as u32)?;
+                (model, Batcher { tokenizer, image_size, normalization, interpolation }, config.projection_dim, None)
             }
         };
         Ok(Self { model, batcher, source: source.clone(), device: device.clone(), config, dim })
@@ -157,12 +158,13 @@ fn exported_max_length(path: &Path) -> Result<Option<usize>> {
     Ok(json.pointer("/truncation/max_length").and_then(serde_json::Value::as_u64).map(|n| n as usize).filter(|&n| n > 0))
 }
 
-/// The crop size and normalisation of an export's `preprocessor_config.json` (CLIP's
-/// `crop_size` or ViT's `size`); the tower's image size and the default normalisation when absent.
-fn exported_preprocessing(dir: &Path, image_size: u32) -> Result<(u32, ImageNormalization)> {
+/// The crop size, normalisation and resize filter of an export's `preprocessor_config.json`
+/// (CLIP's `crop_size` or ViT's `size`); the tower's image size, the default normalisation and
+/// bicubic when absent.
+fn exported_preprocessing(dir: &Path, image_size: u32) -> Result<(u32, ImageNormalization, Interpolation)> {
     let path = dir.join("preprocessor_config.json");
     let Some(json) = JsonFile::read_if_present(&path)? else {
-        return Ok((image_size, ImageNormalization::default()));
+        return Ok((image_size, ImageNormalization::default(), Interpolation::default()));
     };
     let preprocessor = json.parse::<HfPreprocessorConfig>()?;
     let side = preprocessor.image_side().map_or(image_size, |side| side as u32);
@@ -171,5 +173,9 @@ fn exported_preprocessing(dir: &Path, image_size: u32) -> Result<(u32, ImageNorm
     if side == 0 || normalization.std.iter().any(|&s| !(s > 0.0 && s.is_finite())) {
         anyhow::bail!("{}: expected a positive image size and positive, finite image_std", path.display());
     }
-    Ok((side, normalization))
+    let interpolation = match preprocessor.resample {
+        None => Interpolation::default(),
+        Some(code) => Interpolation::from_pil_code(code).with_context(|| format!("{}: key `resample` = {code}: expected 2 (bilinear) or 3 (bicubic)", path.display()))?,
+    };
+    Ok((side, normalization, interpolation))
 }

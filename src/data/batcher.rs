@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::captioned::{CaptionedImages, PairIndex};
+use super::resample::Interpolation;
 use super::transform::{to_chw, EvalTransform, ImageNormalization, TrainTransform};
 use crate::model::TextBatch;
 use crate::seed::sample_augment;
@@ -30,6 +31,8 @@ pub struct Batcher {
     pub tokenizer: CaptionTokenizer,
     pub image_size: u32,
     pub normalization: ImageNormalization,
+    /// The evaluation transform's resize filter.
+    pub interpolation: Interpolation,
 }
 
 impl Batcher {
@@ -43,7 +46,7 @@ impl Batcher {
                 transform.apply(image, &self.normalization, &mut rng)
             }
             None if image.dimensions() == (self.image_size, self.image_size) => Ok(to_chw(image, &self.normalization)),
-            None => EvalTransform::for_size(self.image_size).apply(image, &self.normalization),
+            None => EvalTransform::for_size(self.image_size).with_interpolation(self.interpolation).apply(image, &self.normalization),
         }
     }
 

@@ -19,6 +19,23 @@ pub enum Interpolation {
 }
 
 impl Interpolation {
+    /// Pillow's code for the filter, as `preprocessor_config.json`'s `resample` holds it.
+    pub fn pil_code(self) -> u64 {
+        match self {
+            Interpolation::Bilinear => 2,
+            Interpolation::Bicubic => 3,
+        }
+    }
+
+    /// The filter of a Pillow code; `None` for the ones otclip does not implement.
+    pub fn from_pil_code(code: u64) -> Option<Self> {
+        match code {
+            2 => Some(Interpolation::Bilinear),
+            3 => Some(Interpolation::Bicubic),
+            _ => None,
+        }
+    }
+
     fn support(self) -> f64 {
         match self {
             Interpolation::Bicubic => 2.0,

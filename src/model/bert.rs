@@ -40,6 +40,9 @@ pub struct BertConfig {
     pub add_pooling_layer: bool,
 }
 
+/// The vocabulary of `bert-base-multilingual-cased`.
+pub const MULTILINGUAL_VOCAB_SIZE: usize = 119_547;
+
 impl BertConfig {
     /// A small text tower for the built-in dataset; `vocab_size` comes from the trained tokenizer.
     pub fn tiny(vocab_size: usize) -> Self {
@@ -49,6 +52,12 @@ impl BertConfig {
     /// BERT-base (and PhoBERT-base, mBERT) sizes.
     pub fn base(vocab_size: usize) -> Self {
         Self::new(vocab_size, 768, 12, 12, 3072).with_hidden_dropout_prob(0.1)
+    }
+
+    /// `bert-base-multilingual-cased` (LowCLIP's text tower): BERT-base over a cased WordPiece
+    /// vocabulary of 119,547 tokens in 104 languages, Azerbaijani and Vietnamese among them.
+    pub fn multilingual_base() -> Self {
+        Self::base(MULTILINGUAL_VOCAB_SIZE)
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {

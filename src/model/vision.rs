@@ -5,7 +5,6 @@
 use burn::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::batch_norm::BatchNormStats;
 use super::convnet::{ConvNetConfig, ConvTower};
 use super::{VitConfig, VitModel};
 
@@ -101,18 +100,8 @@ impl<'de> Deserialize<'de> for VisionConfig {
     }
 }
 
-/// A built image tower, borrowed from a [`super::DualEncoder`].
+/// A built image tower, before it goes into a [`super::DualEncoder`].
 pub enum VisionModel<B: Backend> {
     Vit(VitModel<B>),
     ConvNet(ConvTower<B>),
-}
-
-impl<B: Backend> VisionModel<B> {
-    /// The pooled features `[batch, width]` and the BatchNorm statistics the pass used.
-    pub fn embed(&self, pixel_values: Tensor<B, 4>) -> (Tensor<B, 2>, BatchNormStats<B>) {
-        match self {
-            VisionModel::Vit(model) => (model.embed(pixel_values), BatchNormStats::collecting(false)),
-            VisionModel::ConvNet(model) => model.forward(pixel_values),
-        }
-    }
 }

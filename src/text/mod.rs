@@ -86,7 +86,13 @@ impl CaptionTokenizer {
     /// Trains a lower-casing WordPiece vocabulary on `captions`. Text is NFC-normalised first, so
     /// combining and precomposed Vietnamese diacritics give the same tokens; accents are kept.
     pub fn train<S: AsRef<str> + Send>(captions: impl Iterator<Item = S> + Send, vocab_size: usize, max_length: usize) -> Result<Self> {
-        let normalizer = Sequence::new(vec![NFC.into(), BertNormalizer::new(true, true, Some(false), true).into()]);
+        Self::train_with_case(captions, vocab_size, max_length, true)
+    }
+
+    /// [`Self::train`], lower-casing or (`lowercase = false`, as multilingual BERT's cased
+    /// vocabulary) keeping the case.
+    pub fn train_with_case<S: AsRef<str> + Send>(captions: impl Iterator<Item = S> + Send, vocab_size: usize, max_length: usize, lowercase: bool) -> Result<Self> {
+        let normalizer = Sequence::new(vec![NFC.into(), BertNormalizer::new(true, true, Some(false), lowercase).into()]);
         let mut tokenizer = Tokenizer::new(WordPiece::default());
         tokenizer.with_normalizer(Some(normalizer));
         tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));

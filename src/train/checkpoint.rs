@@ -145,7 +145,7 @@ impl RunDir {
 
     /// What `write_setup` wrote: the resolved config, the model config, and the batcher the run
     /// was trained with (its tokenizer, and the image size and normalisation `config.toml`
-    /// records; older runs: the model's image size and ImageNet's statistics).
+    /// records; older runs: the model's image size, ImageNet's statistics and bicubic resizing).
     pub fn read_setup(&self) -> Result<(TrainConfig, DualEncoderConfig, Batcher)> {
         let config = TrainConfig::load(&self.path("config.toml"), &[])?;
         let model_path = self.path("model.json");
@@ -158,7 +158,8 @@ impl RunDir {
         let tokenizer = CaptionTokenizer::from_file(&tokenizer_path, config.tokenizer.max_length)?;
         tokenizer.check_fits(model_config.text.vocab_size, &format!("{} and {}", tokenizer_path.display(), model_path.display()))?;
         let image_size = config.model.image_size.unwrap_or(model_config.vision.image_size() as u32);
-        let batcher = Batcher { tokenizer, image_size, normalization: config.model.normalization.unwrap_or_default() };
+        let (normalization, interpolation) = (config.model.normalization.unwrap_or_default(), config.model.interpolation.unwrap_or_default());
+        let batcher = Batcher { tokenizer, image_size, normalization, interpolation };
         Ok((config, model_config, batcher))
     }
 

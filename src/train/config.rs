@@ -14,18 +14,20 @@ use super::schedule::OneCycleConfig;
 use crate::data::loader::{BatchUnit, Sampler};
 use crate::data::synthetic::SyntheticConfig;
 use crate::data::transform::TrainTransform;
+use crate::data::resample::Interpolation;
 use crate::data::{DatasetSpec, ImageNormalization, Pairing};
 use crate::loss::siglip::{SIGLIP_INIT_LOGIT_BIAS, SIGLIP_INIT_LOGIT_SCALE};
 use crate::loss::LossConfig;
 use crate::model::checks::{MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH};
-use crate::model::batch_norm::BatchNormMode;
-use crate::model::convnet::presets::{ConvFamily, ConvPreset, ConvSource};
+pub use super::convnet_section::ConvNetSection;
 use crate::model::convnet::ConvNetConfig;
 use crate::model::{DualEncoderConfig, HeadConfig, HeadKind, Pooling, Precision, Preset};
 use crate::weights::TowerSource;
 
 /// The flagship configuration (`configs/synthetic_vi.toml`), compiled in so examples need no files.
 pub const SYNTHETIC_VI_CONFIG: &str = include_str!("../../configs/synthetic_vi.toml");
+/// The LowCLIP flagship configuration (`configs/synthetic_az.toml`), compiled in likewise.
+pub const SYNTHETIC_AZ_CONFIG: &str = include_str!("../../configs/synthetic_az.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,6 +237,14 @@ pub struct TokenizerSection {
     pub vocab_size: usize,
     /// Captions are truncated to this many tokens.
     pub max_length: usize,
+    /// Lower-case the text (BERT's uncased vocabularies, the default), or keep its case as
+    /// multilingual BERT's cased vocabulary does (`false`).
+    #[serde(default = "lowercase_by_default")]
+    pub lowercase: bool,
+}
+
+fn lowercase_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,6 +274,11 @@ pub struct ModelSection {
     /// Pixel mean and std; absent: the pretrained image tower's own, else ImageNet's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<ImageNormalization>,
+    /// The evaluation transform's resize filter, `bicubic` or `bilinear`; absent: the
+    /// convolutional tower's library's (bilinear for torchvision and EfficientNet-PyTorch), else
+    /// bicubic. A run's `config.toml` records the resolved value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<Interpolation>,
     /// What the towers compute in while training: `f32` (default), `bf16` or `f16`. The master
     /// weights, the optimiser state, the losses and the Sinkhorn solver stay f32; evaluation
     /// runs in f32.
@@ -279,40 +294,6 @@ pub struct ModelSection {
     /// The text tower's projection head; absent: a bias-free linear layer.
     #[serde(default)]
     pub text_head: HeadSection,
-}
-
-/// `[model.convnet]`: a convolutional image tower (LowCLIP).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConvNetSection {
-    /// `resnet18` … `resnet152`, `mobilenet_v2`, `efficientnet_b0`, `tf_efficientnet_b0` or `efficientnet_lite0`.
-    pub name: ConvFamily,
-    /// Whose definition: `torchvision`, `timm` (default) or `efficient_net_pytorch`.
-    #[serde(default = "default_conv_library")]
-    pub library: ConvSource,
-    /// EfficientNet's and MobileNetV2's channel multiplier (default 1).
-    #[serde(default = "one")]
-    pub width_mult: f64,
-    /// EfficientNet's depth multiplier (default 1).
-    #[serde(default = "one")]
-    pub depth_mult: f64,
-    /// `train` (batch statistics, running statistics updated once per update) or `frozen`.
-    #[serde(default)]
-    pub batch_norm: BatchNormMode,
-}
-
-fn default_conv_library() -> ConvSource {
-    ConvSource::Timm
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-impl ConvNetSection {
-    pub fn preset(&self) -> ConvPreset {
-        ConvPreset::new(self.name, self.library).with_multipliers(self.width_mult, self.depth_mult)
-    }
 }
 
 /// `[model.image_head]` / `[model.text_head]`: a tower's projection head.
@@ -386,7 +367,7 @@ impl ModelSection {
                     bail!("key `model.convnet` names {:?} ×{}/×{}, but `model.image_tower` = `{conv}` holds the weights of another network; name the same one, unscaled", convnet.name, convnet.width_mult, convnet.depth_mult);
                 }
             }
-            ConvNetConfig::new(arch).validate().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
+            ConvNetConfig::new(convnet.adjust(arch)).validate().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
         }
         self.text_head.to_config().validate_dropout("model.text_head")?;
         if let Some(size) = self.image_size.filter(|s| !(1..=4096).contains(s)) {
@@ -549,7 +530,7 @@ impl TrainConfig {
         if let Some(convnet) = &m.convnet {
             // Checked by `ModelSection::validate`.
             if let Ok(arch) = convnet.preset().arch() {
-                config.vision = ConvNetConfig::new(arch).with_batch_norm(convnet.batch_norm).into();
+                config.vision = ConvNetConfig::new(convnet.adjust(arch)).with_batch_norm(convnet.batch_norm).into();
             }
         }
         config.vision.set_image_size(self.preset_image_size() as usize);

@@ -5,6 +5,7 @@ use anyhow::Result;
 use burn::prelude::*;
 
 use super::config::TrainConfig;
+use crate::data::resample::Interpolation;
 use crate::data::ImageNormalization;
 use crate::model::{DualEncoder, DualEncoderConfig, VisionModel};
 use crate::text::CaptionTokenizer;
@@ -18,6 +19,8 @@ pub struct InitialModel<B: Backend> {
     pub tokenizer: CaptionTokenizer,
     /// The pixel normalisation: the config's, else the pretrained image tower's, else ImageNet's.
     pub normalization: ImageNormalization,
+    /// The evaluation resize filter: the config's, else the convolutional tower's library's, else bicubic.
+    pub interpolation: Interpolation,
     /// The side of the images fed to the model.
     pub image_size: u32,
     /// One load report per pretrained tower.
@@ -37,7 +40,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
 
     let (text_model, text_config, tokenizer) = match &text_source {
         None => {
-            let tokenizer = CaptionTokenizer::train(captions, config.tokenizer.vocab_size, config.tokenizer.max_length)?;
+            let tokenizer = CaptionTokenizer::train_with_case(captions, config.tokenizer.vocab_size, config.tokenizer.max_length, config.tokenizer.lowercase)?;
             let text_config = config.model_config(tokenizer.vocab_size()).text;
             (text_config.init::<B>(device), text_config, tokenizer)
         }
@@ -53,6 +56,7 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
 
     // The preset's text config only fixes the vocabulary, which the image tower ignores.
     let preset = config.model_config(tokenizer.vocab_size());
+    let mut interpolation = m.interpolation.unwrap_or_default();
     let (vision_model, vision_config, normalization, image_size) = match &image_source {
         None => {
             let size = config.preset_image_size();
@@ -60,11 +64,16 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
         }
         Some(TowerSource::Conv(source)) => {
             let batch_norm = m.convnet.map(|c| c.batch_norm).unwrap_or_default();
-            let size = m.image_size.unwrap_or(224);
-            let conv_config = conv_config(&source.preset(), batch_norm, size as usize)?;
+            // The data's size when it has one (the built-in images), else the weights' 224.
+            let size = m.image_size.or(config.synthetic().map(|s| s.image_size)).unwrap_or(224);
+            let mut conv_config = conv_config(&source.preset(), batch_norm, size as usize)?;
+            if let Some(section) = &m.convnet {
+                conv_config.arch = section.adjust(conv_config.arch);
+            }
             let (tower, report) = load_conv_tower::<B>(&conv_config, source.source, &source.path, m.allow_partial, device)?;
             reports.push(report);
             let normalization = m.normalization.unwrap_or(source.normalization());
+            interpolation = m.interpolation.unwrap_or(source.interpolation());
             (VisionModel::ConvNet(tower), conv_config.into(), normalization, size)
         }
         Some(source) => {
@@ -85,5 +94,5 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
     let dual = DualEncoderConfig { vision: vision_config, text: text_config, ..preset };
     dual.validate()?;
     let model = dual.with_towers(vision_model, text_model, device);
-    Ok(InitialModel { model, config: dual, tokenizer, normalization, image_size, reports })
+    Ok(InitialModel { model, config: dual, tokenizer, normalization, interpolation, image_size, reports })
 }

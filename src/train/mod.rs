@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod collective;
 pub mod config;
 mod config_file;
+mod convnet_section;
 pub mod grad_cache;
 pub mod init;
 pub mod optimizer;

@@ -140,9 +140,10 @@ impl<'a, B: AutodiffBackend + SinkhornBackend> Trainer<'a, B> {
             let mut resolved = config.clone();
             resolved.model.image_size = Some(init.image_size);
             resolved.model.normalization = Some(init.normalization);
+            resolved.model.interpolation = Some(init.interpolation);
             resolved.tokenizer.max_length = init.tokenizer.max_length();
             run.write_setup(&resolved, &init.config, &init.tokenizer)?;
-            let batcher = Batcher { tokenizer: init.tokenizer, image_size: init.image_size, normalization: init.normalization };
+            let batcher = Batcher { tokenizer: init.tokenizer, image_size: init.image_size, normalization: init.normalization, interpolation: init.interpolation };
             (init.model, batcher)
         };
         let o = &config.optim;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -248,9 +248,4 @@ fn mbconv_renames(c: &MbConvConfig, source: ConvSource, tensors: &BTreeMap<Strin
             }
         }
     }
-}
-
-/// Why a spec names no tower this module loads, for error messages.
-pub fn expect_conv_source(spec: &str) -> Result<ConvTowerSource> {
-    ConvTowerSource::parse(spec)?.ok_or_else(|| anyhow!("`{spec}` is not a convolutional tower (expected torchvision:NAME@PATH, timm:NAME@PATH or effnet:NAME@PATH)"))
 }

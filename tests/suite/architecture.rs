@@ -99,7 +99,9 @@ fn expand_use(tree: &str) -> Vec<String> {
     let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
     let Some(open) = tree.find('{') else { return vec![tree] };
     let prefix = &tree[..open];
-    let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+    // Prose such as "… so use it {" in a string is no use tree.
+    let close = tree.rfind('}').filter(|&close| close > open).unwrap_or(tree.len());
+    let inner = &tree[open + 1..close];
     let (mut depth, mut start, mut out) = (0, 0, Vec::new());
     for (i, c) in inner.char_indices() {
         match c {

@@ -101,3 +101,31 @@ fn an_old_shape_config_names_the_key_that_moved_and_where_it_went() {
         assert!(message.contains("mine.toml") && message.contains(expected), "--set {set}: {message}");
     }
 }
+
+#[test]
+fn every_committed_config_parses_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = TrainConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            names.push((path.file_stem().unwrap().to_string_lossy().into_owned(), config));
+        }
+    }
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let find = |name: &str| &names.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("configs/{name}.toml is missing")).1;
+    // LowCLIP: mBERT with each image tower, the LowCLIP augmentation, the CLIP loss.
+    for (name, tower) in [("lowclip_resnet50", "torchvision:resnet50@"), ("lowclip_efficientnet_b0", "torchvision:efficientnet_b0@"), ("lowclip_swin_t", "torchvision:swin_t@"), ("lowclip_vit", "hf:")] {
+        let config = find(name);
+        assert!(config.model.image_tower.as_ref().unwrap().to_string().starts_with(tower), "{name}");
+        assert!(config.model.text_tower.as_ref().unwrap().to_string().contains("bert-base-multilingual-cased"), "{name}");
+        assert!(!config.tokenizer.lowercase, "{name}: mBERT is cased");
+        assert_eq!(serde_json::to_value(config.data.augment).unwrap(), "lowclip", "{name}");
+        assert_eq!(config.model.convnet.is_some(), name != "lowclip_vit", "{name}");
+    }
+    let flagship = find("synthetic_az");
+    assert_eq!(flagship.synthetic().unwrap().lang, "az");
+    let model = flagship.model_config(100);
+    assert!(model.vision.vit().is_none(), "the LowCLIP flagship has a convolutional image tower");
+}

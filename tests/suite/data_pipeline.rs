@@ -96,7 +96,7 @@ fn loader_prefetches_every_batch_and_drops_unreadable_images() {
     assert_eq!(spec.verify(), Verify::Exists);
     assert_eq!(dataset.caption_count(), 4, "the truncated PNG passes the existence check");
     let captioned = Arc::new(dataset.to_captioned());
-    let batcher = otclip::data::Batcher { tokenizer: tokenizer_for(&captioned), image_size: 32, normalization: ImageNormalization::IMAGENET };
+    let batcher = otclip::data::Batcher { tokenizer: tokenizer_for(&captioned), image_size: 32, normalization: ImageNormalization::IMAGENET, interpolation: Default::default() };
     let pairs = captioned.all_pairs();
     let batches = vec![pairs[..2].to_vec(), pairs[2..].to_vec(), pairs.clone()];
     let config = LoaderConfig { workers: 2, prefetch: 1, augment: Some((TrainTransform::new().with_size(32), 3)), skip: 0, shard: None };

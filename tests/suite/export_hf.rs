@@ -248,6 +248,7 @@ fn export_of_a_trained_run_has_tokenizer_processor_and_card() {
         "optim.warmup_steps=1",
         "model.projection_dim=16",
         "model.image_head.kind=mlp",
+        "model.interpolation=\"bilinear\"",
     ]
     .map(String::from);
     let config = TrainConfig::parse(otclip::SYNTHETIC_VI_CONFIG, "synthetic_vi.toml", &overrides).unwrap();
@@ -267,7 +268,7 @@ fn export_of_a_trained_run_has_tokenizer_processor_and_card() {
     assert_eq!((tokenizer["pad_token"].as_str(), tokenizer["cls_token"].as_str(), tokenizer["model_max_length"].as_u64()), (Some("[PAD]"), Some("[CLS]"), Some(48)));
     let processor = json("preprocessor_config.json");
     assert_eq!(processor["image_processor_type"], "CLIPImageProcessor");
-    assert_eq!((processor["size"]["shortest_edge"].as_u64(), processor["crop_size"]["height"].as_u64(), processor["resample"].as_u64()), (Some(55), Some(48), Some(3)));
+    assert_eq!((processor["size"]["shortest_edge"].as_u64(), processor["crop_size"]["height"].as_u64(), processor["resample"].as_u64()), (Some(55), Some(48), Some(2)));
     let config = json("config.json");
     assert_eq!((config["vision_config"]["model_type"].as_str(), config["image_head"]["kind"].as_str()), (Some("vit"), Some("mlp")));
     let header = otclip::weights::header::check_safetensors(&out.join("model.safetensors")).unwrap();
@@ -321,4 +322,13 @@ fn export_of_a_trained_run_has_tokenizer_processor_and_card() {
     std::fs::write(run_dir.join("results.json"), "{").unwrap();
     let message = format!("{:#}", export(&fresh).unwrap_err());
     assert!(message.contains("results.json") && message.contains("not valid JSON"), "{message}");
+
+    // The export resizes with the run's filter; a filter otclip lacks is named, not guessed.
+    use otclip::app::trained::{ModelSource, TrainedModel};
+    let source = ModelSource::Export { dir: out.clone() };
+    assert_eq!(TrainedModel::<B>::load(&source, &device).unwrap().batcher.interpolation, otclip::data::resample::Interpolation::Bilinear);
+    let processor_path = out.join("preprocessor_config.json");
+    std::fs::write(&processor_path, read(&processor_path).replace("\"resample\": 2", "\"resample\": 0")).unwrap();
+    let message = format!("{:#}", TrainedModel::<B>::load(&source, &device).err().unwrap());
+    assert!(message.contains("preprocessor_config.json") && message.contains("`resample` = 0") && message.contains("2 (bilinear) or 3 (bicubic)"), "{message}");
 }

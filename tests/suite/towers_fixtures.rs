@@ -66,6 +66,25 @@ fn check_towers<B: Backend>(device: &B::Device) -> Vec<(String, f32)> {
     let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
     assert_eq!(encoded.ids, ids, "BERT tokenizer.json ids");
 
+    // A multilingual-BERT-shaped tower: a cased WordPiece vocabulary with mBERT's special-token
+    // layout (tools/gen_mbert_fixture.py), on Vietnamese, Azerbaijani and mixed-script text.
+    let r = reference("mbert");
+    let dir = common::fixture("towers/mbert");
+    let tower = load_text_tower::<B>(&dir, Some(Pooling::Pooler), 64, false, device).unwrap();
+    assert!(tower.report.missing.is_empty() && tower.report.unused.is_empty(), "{}", tower.report);
+    let batch = text_batch::<B>(&r, device);
+    let hidden = tower.model.forward_with_types(&batch, ints(&r["token_type_ids"], device));
+    push("mbert last_hidden_state", diff(masked(hidden.clone(), &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), "mbert last_hidden_state"));
+    push("mbert pooler_output", diff(tower.model.pool(hidden, &batch), &r["pooler_output"], "mbert pooler_output"));
+    let mut model = tower.model;
+    model.pooling = Pooling::Mean;
+    push("mbert mean", diff(model.embed(&batch), &r["mean_pooled"], "mbert mean"));
+    let expected = common::read_json("towers/mbert/expected.json");
+    let texts: Vec<&str> = expected.as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
+    let encoded = tower.tokenizer.encode_batch(&texts).unwrap();
+    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
+    assert_eq!(encoded.ids, ids, "mBERT-shaped tokenizer.json ids (cased: İ, Ə and upper-case words keep their case)");
+
     // XLM-R: positions offset by the padding index, pooler.
     let r = reference("xlmr");
     let tower = load_text_tower::<B>(&common::fixture("towers/xlmr"), Some(Pooling::Mean), 64, false, device).unwrap();

@@ -45,7 +45,7 @@ fn two_steps_lower_the_loss() {
     B::seed(&device, 1);
     let data = generate(&SyntheticConfig::new().with_train_images(16).with_image_size(32), Split::Train).unwrap().dataset;
     let tokenizer = CaptionTokenizer::train(data.entries.iter().flat_map(|e| e.captions.iter()), 300, 48).unwrap();
-    let batcher = Batcher { tokenizer: tokenizer.clone(), image_size: 32, normalization: ImageNormalization::IMAGENET };
+    let batcher = Batcher { tokenizer: tokenizer.clone(), image_size: 32, normalization: ImageNormalization::IMAGENET, interpolation: Default::default() };
     let pairs: Vec<(usize, usize)> = (0..16).map(|i| (i, 0)).collect();
     let mut model = small_model(tokenizer.vocab_size()).init::<B>(&device);
     let mut optim = AdamWConfig::new().init::<B, _>();

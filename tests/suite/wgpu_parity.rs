@@ -18,7 +18,7 @@ fn forward_matches_ndarray() {
         return;
     }
     let config = DualEncoderConfig::new(
-        VitConfig::new(32, 8, 64, 2, 4, 128),
+        VitConfig::new(32, 8, 64, 2, 4, 128).into(),
         BertConfig::new(100, 64, 2, 4, 128).with_max_position_embeddings(32),
         48,
     );
@@ -49,4 +49,33 @@ fn forward_matches_ndarray() {
     let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(max <= 1e-4, "ndarray and wgpu differ by {max}");
     eprintln!("ndarray vs wgpu: max abs diff {max:e} over {} values", a.len());
+}
+
+/// Every convolutional tower's fixture on wgpu: the same pooled features as torchvision and timm,
+/// in eval mode and with batch statistics.
+#[test]
+fn convnets_match_their_libraries_on_wgpu() {
+    use crate::convnets::{case, compare_running_stats, expected_running_stats, max_diff, running_stats, tensor, CASES};
+    use otclip::model::convnet::ConvArch;
+    use otclip::weights::load_conv_tower;
+    if !common::wgpu_available("the convolutional towers on wgpu") {
+        return;
+    }
+    let device = WgpuDevice::DefaultDevice;
+    for name in CASES {
+        let case = case(name);
+        let (tower, _) = load_conv_tower::<WgpuBackend>(&case.config, case.source, &case.weights, false, &device).unwrap();
+        let pixels: Tensor<WgpuBackend, 4> = tensor(&case.reference["pixels"], &device);
+        let (eval, _) = tower.forward_with(pixels.clone(), false);
+        let (train, stats) = tower.forward_with(pixels, true);
+        let (eval_diff, train_diff) = (max_diff(eval, &case.reference["eval_pooled"]), max_diff(train, &case.reference["train_pooled"]));
+        eprintln!("{name} on wgpu: pooled features differ by {eval_diff:e} (eval), {train_diff:e} (train)");
+        // Batch statistics over a few values per channel in the last stages (3 images of 2×2)
+        // amplify the GPU's different summation order, hence the looser train bound.
+        assert!(eval_diff <= 1e-4 && train_diff <= 3e-4, "{name} on wgpu: eval {eval_diff}, train {train_diff}");
+        if !matches!(case.config.arch, ConvArch::Swin(_)) {
+            let worst = compare_running_stats(&running_stats(&tower.absorb(stats)), &expected_running_stats(&case)).unwrap_or_else(|e| panic!("{name} on wgpu: {e}"));
+            eprintln!("{name} on wgpu: running statistics within {worst:e}");
+        }
+    }
 }

@@ -15,7 +15,7 @@ fn ndarray_f64_matches_pot() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_f32_matches_pot() {
-    if common::wgpu_available("the wgpu POT-parity check") {
+    if crate::common::wgpu_available("the wgpu POT-parity check") {
         check_all::<otclip::backend::WgpuBackend>("wgpu f32", 1e-4, &burn::backend::wgpu::WgpuDevice::DefaultDevice);
     }
 }

@@ -5,7 +5,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv, global_average_pool, Activation, ConvPadding, SqueezeExcite};
+use super::layers::{conv, global_average_pool, pointwise, Activation, ConvPadding, SqueezeExcite};
 use crate::model::batch_norm::{BatchNorm2d, BatchNorm2dConfig, BatchNormStats, StatsReader};
 
 /// One stage: `repeats` blocks, the first with `stride`, all with `channels` out.
@@ -112,13 +112,13 @@ impl<B: Backend> MbBlock<B> {
         let act = |t| self.activation.forward(t);
         let mut y = x.clone();
         if let (Some(conv_pw), Some(bn1)) = (&self.conv_pw, &self.bn1) {
-            y = act(bn1.forward(conv_pw.forward(y), stats));
+            y = act(bn1.forward(pointwise(conv_pw, y), stats));
         }
         y = act(self.bn2.forward(self.conv_dw.forward(y), stats));
         if let Some(se) = &self.se {
             y = se.forward(y);
         }
-        y = self.bn3.forward(self.conv_pwl.forward(y), stats);
+        y = self.bn3.forward(pointwise(&self.conv_pwl, y), stats);
         if self.has_skip {
             y + x
         } else {
@@ -152,7 +152,7 @@ impl<B: Backend> MbConvNet<B> {
         for block in self.blocks.iter().flatten() {
             x = block.forward(x, stats);
         }
-        global_average_pool(self.activation.forward(self.bn2.forward(self.conv_head.forward(x), stats)))
+        global_average_pool(self.activation.forward(self.bn2.forward(pointwise(&self.conv_head, x), stats)))
     }
 
     /// Folds the statistics of one update's forward passes into the running statistics.

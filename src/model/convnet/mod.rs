@@ -40,6 +40,17 @@ pub struct ConvNetConfig {
     pub image_size: usize,
 }
 
+impl ConvArch {
+    /// The same network with every BatchNorm's momentum set to `momentum` (Swin has none).
+    pub fn with_bn_momentum(self, momentum: f64) -> Self {
+        match self {
+            ConvArch::ResNet(c) => ConvArch::ResNet(c.with_bn_momentum(momentum)),
+            ConvArch::MbConv(c) => ConvArch::MbConv(c.with_bn_momentum(momentum)),
+            swin @ ConvArch::Swin(_) => swin,
+        }
+    }
+}
+
 impl ConvNetConfig {
     /// The pooled feature width.
     pub fn output_width(&self) -> usize {

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::module::max_pool2d;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{conv, global_average_pool, Activation, ConvPadding};
+use super::layers::{conv, global_average_pool, pointwise, Activation, ConvPadding};
 use crate::model::batch_norm::{BatchNorm2d, BatchNorm2dConfig, BatchNormStats, StatsReader};
 
 /// The residual block of a ResNet.
@@ -128,15 +128,15 @@ pub struct ResBlock<B: Backend> {
 }
 
 impl<B: Backend> ResBlock<B> {
-    fn forward(&self, x: Tensor<B, 4>, stats: &mut BatchNormStats<B>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<B, 4>, stats: &mut BatchNormStats<B>) -> Tensor<B, 4> {
         let relu = |t| Activation::Relu.forward(t);
-        let mut y = relu(self.bn1.forward(self.conv1.forward(x.clone()), stats));
+        let mut y = relu(self.bn1.forward(pointwise(&self.conv1, x.clone()), stats));
         y = self.bn2.forward(self.conv2.forward(y), stats);
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            y = bn3.forward(conv3.forward(relu(y)), stats);
+            y = bn3.forward(pointwise(conv3, relu(y)), stats);
         }
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x), stats),
+            Some(d) => d.bn.forward(pointwise(&d.conv, x), stats),
             None => x,
         };
         relu(y + identity)

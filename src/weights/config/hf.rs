@@ -230,6 +230,8 @@ pub struct HfPreprocessorConfig {
     pub crop_size: Option<serde_json::Value>,
     /// The resize target: ViTImageProcessor's `{"height", "width"}`, CLIP's `{"shortest_edge"}`.
     pub size: Option<serde_json::Value>,
+    /// Pillow's resize filter (2 bilinear, 3 bicubic).
+    pub resample: Option<u64>,
 }
 
 impl HfPreprocessorConfig {
