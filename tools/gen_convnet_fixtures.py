@@ -10,7 +10,9 @@ statistics (mean ~ N(0, .2), var ~ U(.5, 1.5), num_batches_tracked = 3), and sav
     (torch.save(model.state_dict()), zip format; tv_resnet_basic in the legacy pickle format),
     timm: `model.safetensors` (safetensors.torch.save_file(model.state_dict()), int64 num_batches_tracked kept),
   - arch.json: source, name, constructor kwargs, image_size [H, W], bn_momentum, bn_eps,
-  - reference.safetensors (f32 unless noted):
+  - reference.safetensors (f32 unless noted; the outputs computed in float64 from the f32 weights
+    and pixels, so they are exact up to the final rounding and f32 implementations are measured
+    against the truth, not against PyTorch's own f32 rounding):
       pixels [N, 3, H, W]       random normal input; N = 3 for the CNNs, 2 for Swin (SWIN_BATCH)
       eval_pooled [N, C]        pooled features before the classifier, eval mode
       eval_logits [N, 10]       logits, eval mode
@@ -24,6 +26,7 @@ Run by hand with the versions in tools/requirements.txt:  python3 tools/gen_conv
 (no argument: every case; otherwise only the named ones, e.g. `tv_swin_t timm_swin_tiny`. Every case reseeds
 torch with 0 before it builds its model, so a case's files do not depend on which other cases run.)
 """
+import copy
 import json
 import os
 import shutil
@@ -122,17 +125,21 @@ def run_case(name, build, arch, image_size, pooled_fn, logits_fn, kind="pth", ba
     sd_keys = set(model.state_dict())
     with torch.no_grad():
         model.eval()
-        eval_pooled = pooled_fn(model, x)
-        eval_logits = logits_fn(model, eval_pooled)
-        assert torch.allclose(eval_logits, model(x), atol=1e-5, rtol=1e-4), name
+        pooled32 = pooled_fn(model, x)
+        assert torch.allclose(logits_fn(model, pooled32), model(x), atol=1e-5, rtol=1e-4), name
         reloaded = build()
         reloaded.load_state_dict(load_weights(path, kind), strict=True)
         reloaded.eval()
-        assert torch.equal(pooled_fn(reloaded, x), eval_pooled), name
-        model.train()
-        train_pooled = pooled_fn(model, x)
+        assert torch.equal(pooled_fn(reloaded, x), pooled32), name
+        # The references: the same weights and pixels in float64.
+        exact = copy.deepcopy(model).double()
+        eval_pooled = pooled_fn(exact, x.double())
+        eval_logits = logits_fn(exact, eval_pooled)
+        assert torch.allclose(eval_pooled.float(), pooled32, atol=1e-4, rtol=1e-3), name
+        exact.train()
+        train_pooled = pooled_fn(exact, x.double())
     ref = dict(pixels=x, eval_pooled=eval_pooled, eval_logits=eval_logits, train_pooled=train_pooled)
-    for bn_name, bn in batch_norms(model):
+    for bn_name, bn in batch_norms(exact):
         for stat in ("running_mean", "running_var"):
             key = f"{bn_name}.{stat}"
             assert key in sd_keys, key
