@@ -361,13 +361,13 @@ impl ModelSection {
         }
         self.image_head.to_config().validate_dropout("model.image_head")?;
         if let Some(convnet) = &self.convnet {
-            let arch = convnet.preset().arch().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
+            let arch = convnet.arch().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
             if let Some(TowerSource::Conv(conv)) = &self.image_tower {
                 if conv.family != convnet.name || convnet.width_mult != 1.0 || convnet.depth_mult != 1.0 {
                     bail!("key `model.convnet` names {:?} ×{}/×{}, but `model.image_tower` = `{conv}` holds the weights of another network; name the same one, unscaled", convnet.name, convnet.width_mult, convnet.depth_mult);
                 }
             }
-            ConvNetConfig::new(convnet.adjust(arch)).validate().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
+            ConvNetConfig::new(arch).validate().map_err(|e| anyhow::anyhow!("key `model.convnet`: {e}"))?;
         }
         self.text_head.to_config().validate_dropout("model.text_head")?;
         if let Some(size) = self.image_size.filter(|s| !(1..=4096).contains(s)) {
@@ -529,8 +529,8 @@ impl TrainConfig {
         }
         if let Some(convnet) = &m.convnet {
             // Checked by `ModelSection::validate`.
-            if let Ok(arch) = convnet.preset().arch() {
-                config.vision = ConvNetConfig::new(convnet.adjust(arch)).with_batch_norm(convnet.batch_norm).into();
+            if let Ok(arch) = convnet.arch() {
+                config.vision = ConvNetConfig::new(arch).with_batch_norm(convnet.batch_norm).into();
             }
         }
         config.vision.set_image_size(self.preset_image_size() as usize);

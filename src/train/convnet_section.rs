@@ -1,6 +1,7 @@
 //! `[model.convnet]` of a training config: which convolutional image tower, and how its
 //! BatchNorm layers train.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::model::batch_norm::BatchNormMode;
@@ -42,6 +43,11 @@ fn one() -> f64 {
 impl ConvNetSection {
     pub fn preset(&self) -> ConvPreset {
         ConvPreset::new(self.name, self.library).with_multipliers(self.width_mult, self.depth_mult)
+    }
+
+    /// The network this section names, with its BatchNorm momentum.
+    pub fn arch(&self) -> Result<ConvArch> {
+        Ok(self.adjust(self.preset().arch()?))
     }
 
     /// `arch` with this section's BatchNorm momentum, when it sets one.

@@ -56,7 +56,6 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
 
     // The preset's text config only fixes the vocabulary, which the image tower ignores.
     let preset = config.model_config(tokenizer.vocab_size());
-    let mut interpolation = m.interpolation.unwrap_or_default();
     let (vision_model, vision_config, normalization, image_size) = match &image_source {
         None => {
             let size = config.preset_image_size();
@@ -73,7 +72,6 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
             let (tower, report) = load_conv_tower::<B>(&conv_config, source.source, &source.path, m.allow_partial, device)?;
             reports.push(report);
             let normalization = m.normalization.unwrap_or(source.normalization());
-            interpolation = m.interpolation.unwrap_or(source.interpolation());
             (VisionModel::ConvNet(tower), conv_config.into(), normalization, size)
         }
         Some(source) => {
@@ -91,6 +89,10 @@ pub fn initial_model<B: Backend, S: AsRef<str> + Send>(
         anyhow::bail!("model.image_size = {image_size} is not a multiple of the image tower's patch size {patch}");
     }
 
+    let interpolation = m.interpolation.unwrap_or(match &image_source {
+        Some(TowerSource::Conv(source)) => source.interpolation(),
+        _ => Interpolation::default(),
+    });
     let dual = DualEncoderConfig { vision: vision_config, text: text_config, ..preset };
     dual.validate()?;
     let model = dual.with_towers(vision_model, text_model, device);

@@ -46,44 +46,37 @@ fn masked<B: Backend>(hidden: Tensor<B, 3>, mask: &TensorData, device: &B::Devic
     hidden * floats::<B, 2>(&mask.clone().convert::<f32>(), device).unsqueeze_dim::<3>(2)
 }
 
+/// A BERT-layout tower from `towers/NAME` against transformers: the hidden states with token
+/// types, the pooler, mean pooling, and the ids its `tokenizer.json` gives `texts`.
+fn check_bert_layout<B: Backend>(name: &str, texts: &[&str], device: &B::Device, push: &mut impl FnMut(&str, f32)) {
+    let r = reference(name);
+    let tower = load_text_tower::<B>(&common::fixture(&format!("towers/{name}")), Some(Pooling::Pooler), 64, false, device).unwrap();
+    assert!(tower.report.missing.is_empty() && tower.report.unused.is_empty(), "{}", tower.report);
+    let batch = text_batch::<B>(&r, device);
+    let hidden = tower.model.forward_with_types(&batch, ints(&r["token_type_ids"], device));
+    let (hidden_label, pooler_label, mean_label) = (format!("{name} last_hidden_state"), format!("{name} pooler_output"), format!("{name} mean"));
+    push(&hidden_label, diff(masked(hidden.clone(), &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), &hidden_label));
+    push(&pooler_label, diff(tower.model.pool(hidden, &batch), &r["pooler_output"], &pooler_label));
+    let mut model = tower.model;
+    model.pooling = Pooling::Mean;
+    push(&mean_label, diff(model.embed(&batch), &r["mean_pooled"], &mean_label));
+    let encoded = tower.tokenizer.encode_batch(texts).unwrap();
+    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
+    assert_eq!(encoded.ids, ids, "{name} tokenizer.json ids");
+}
+
 fn check_towers<B: Backend>(device: &B::Device) -> Vec<(String, f32)> {
     let mut results = Vec::new();
     let mut push = |what: &str, value: f32| results.push((what.to_string(), value));
 
     // BERT: token types, the pooler, mean pooling.
-    let r = reference("bert");
-    let dir = common::fixture("towers/bert");
-    let tower = load_text_tower::<B>(&dir, Some(Pooling::Pooler), 64, false, device).unwrap();
-    assert!(tower.report.missing.is_empty() && tower.report.unused.is_empty(), "{}", tower.report);
-    let batch = text_batch::<B>(&r, device);
-    let hidden = tower.model.forward_with_types(&batch, ints(&r["token_type_ids"], device));
-    push("bert last_hidden_state", diff(masked(hidden.clone(), &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), "bert last_hidden_state"));
-    push("bert pooler_output", diff(tower.model.pool(hidden, &batch), &r["pooler_output"], "bert pooler_output"));
-    let mut model = tower.model;
-    model.pooling = Pooling::Mean;
-    push("bert mean", diff(model.embed(&batch), &r["mean_pooled"], "bert mean"));
-    let encoded = tower.tokenizer.encode_batch(&["a red bicycle in the park", "hai con chó chạy trên bãi biển xanh"]).unwrap();
-    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
-    assert_eq!(encoded.ids, ids, "BERT tokenizer.json ids");
-
+    check_bert_layout::<B>("bert", &["a red bicycle in the park", "hai con chó chạy trên bãi biển xanh"], device, &mut push);
     // A multilingual-BERT-shaped tower: a cased WordPiece vocabulary with mBERT's special-token
-    // layout (tools/gen_mbert_fixture.py), on Vietnamese, Azerbaijani and mixed-script text.
-    let r = reference("mbert");
-    let dir = common::fixture("towers/mbert");
-    let tower = load_text_tower::<B>(&dir, Some(Pooling::Pooler), 64, false, device).unwrap();
-    assert!(tower.report.missing.is_empty() && tower.report.unused.is_empty(), "{}", tower.report);
-    let batch = text_batch::<B>(&r, device);
-    let hidden = tower.model.forward_with_types(&batch, ints(&r["token_type_ids"], device));
-    push("mbert last_hidden_state", diff(masked(hidden.clone(), &r["attention_mask"], device), &mask_ref::<B>(&r, "last_hidden_state", device), "mbert last_hidden_state"));
-    push("mbert pooler_output", diff(tower.model.pool(hidden, &batch), &r["pooler_output"], "mbert pooler_output"));
-    let mut model = tower.model;
-    model.pooling = Pooling::Mean;
-    push("mbert mean", diff(model.embed(&batch), &r["mean_pooled"], "mbert mean"));
+    // layout (tools/gen_mbert_fixture.py), on Vietnamese, Azerbaijani and mixed-script text; its
+    // ids keep the case (İ, Ə and upper-case words).
     let expected = common::read_json("towers/mbert/expected.json");
     let texts: Vec<&str> = expected.as_array().unwrap().iter().map(|e| e["text"].as_str().unwrap()).collect();
-    let encoded = tower.tokenizer.encode_batch(&texts).unwrap();
-    let ids: Vec<i64> = r["input_ids"].clone().convert::<i64>().into_vec().unwrap();
-    assert_eq!(encoded.ids, ids, "mBERT-shaped tokenizer.json ids (cased: İ, Ə and upper-case words keep their case)");
+    check_bert_layout::<B>("mbert", &texts, device, &mut push);
 
     // XLM-R: positions offset by the padding index, pooler.
     let r = reference("xlmr");
