@@ -17,6 +17,8 @@ use otclip::app::ot_solve::SolveTask;
 use otclip::app::plot::PlotTask;
 use otclip::app::teacher::{TeacherEncoder, TeacherTask};
 use otclip::app::train::TrainTask;
+use otclip::app::translate::{DecodingOptions, TranslateInput, TranslateOutput, TranslateTask};
+use otclip::model::seq2seq::EarlyStopping;
 use otclip::app::data_check;
 use otclip::backend::{compiled_backends, DeviceSpec};
 use otclip::data::{DatasetSpec, Split};
@@ -232,8 +234,55 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    /// Translate captions with a Marian (OPUS-MT) or NLLB model folder: every caption of --data
+    /// into a JSONL dataset (`jsonl:OUT`), or --text to the screen. Rerunning resumes.
+    Translate {
+        /// A Hugging Face folder: config.json, model.safetensors or pytorch_model.bin, tokenizer files.
+        #[arg(long)]
+        model: PathBuf,
+        /// The dataset whose captions are translated (`FORMAT:PATH[?key=value]`).
+        #[arg(long, conflicts_with = "text", required_unless_present = "text", requires = "out")]
+        data: Option<DatasetSpec>,
+        /// The JSONL dataset to write (never overwritten).
+        #[arg(long, requires = "data")]
+        out: Option<PathBuf>,
+        /// A text to translate; repeat for several.
+        #[arg(long)]
+        text: Vec<String>,
+        /// Source language: `en` or NLLB's `eng_Latn` (NLLB's default: its tokenizer's).
+        #[arg(long)]
+        src_lang: Option<String>,
+        /// Target language: `vi`, `az`, or NLLB's `vie_Latn`, `azj_Latn` (needed by NLLB).
+        #[arg(long)]
+        tgt_lang: Option<String>,
+        #[arg(long, default_value_t = 16)]
+        batch_size: usize,
+        /// Beams (default: the model's generation_config.json; 1 is greedy).
+        #[arg(long)]
+        num_beams: Option<usize>,
+        /// Longest translation in tokens (default: the model's max_length).
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+        #[arg(long)]
+        length_penalty: Option<f32>,
+        #[arg(long)]
+        no_repeat_ngram_size: Option<usize>,
+        #[arg(long, value_enum)]
+        early_stopping: Option<EarlyStoppingArg>,
+        /// Decode without the key–value cache (slower; to measure what the cache saves).
+        #[arg(long)]
+        no_cache: bool,
+    },
     /// List the backends this binary was built with.
     Devices,
+}
+
+/// transformers' `early_stopping` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EarlyStoppingArg {
+    False,
+    True,
+    Never,
 }
 
 /// A trained model: a run's checkpoint or an export folder.
@@ -466,6 +515,36 @@ fn main() -> Result<()> {
                 println!("serving {what} on http://{address}/ (Ctrl-C stops)");
             };
             ServeTask { index, model: None, address: (host, port).into(), on_listen }.run_on(cli.device)?;
+        }
+        Command::Translate { model, data, out, text, src_lang, tgt_lang, batch_size, num_beams, max_new_tokens, length_penalty, no_repeat_ngram_size, early_stopping, no_cache } => {
+            let early_stopping = early_stopping.map(|e| match e {
+                EarlyStoppingArg::False => EarlyStopping::Heuristic,
+                EarlyStoppingArg::True => EarlyStopping::Done,
+                EarlyStoppingArg::Never => EarlyStopping::Never,
+            });
+            let decoding = DecodingOptions { num_beams, max_new_tokens, length_penalty, no_repeat_ngram_size, early_stopping };
+            let input = match (data, out) {
+                (Some(spec), Some(out)) => TranslateInput::Dataset { spec, out },
+                _ => TranslateInput::Texts(text),
+            };
+            let task = TranslateTask { model, input, src_lang, tgt_lang, batch_size, decoding, use_cache: !no_cache };
+            match task.run_on(cli.device)? {
+                TranslateOutput::Texts(lines) => lines.iter().for_each(|line| println!("{line}")),
+                TranslateOutput::Dataset(s) => println!(
+                    "{} captions ({} distinct): {} translated in {:.1}s ({:.1} captions/s), {} from the interrupted run; {} empty captions and {} empty translations left out, {} cut to the model's length; {} rows written, read them as {}",
+                    s.captions,
+                    s.distinct,
+                    s.translated_now,
+                    s.seconds,
+                    s.translated_now as f64 / s.seconds.max(1e-9),
+                    s.resumed,
+                    s.empty,
+                    s.empty_translations,
+                    s.truncated,
+                    s.written,
+                    s.read_as
+                ),
+            }
         }
         Command::Devices => println!("{}", compiled_backends().join("\n")),
     }

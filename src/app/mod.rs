@@ -20,3 +20,5 @@ pub mod serve;
 pub mod teacher;
 pub mod train;
 pub mod trained;
+pub mod translate;
+pub mod translate_progress;

@@ -10,6 +10,7 @@ pub mod dual;
 pub mod head;
 pub mod norm;
 pub mod precision;
+pub mod seq2seq;
 pub mod vision;
 pub mod vit;
 

@@ -3,6 +3,9 @@
 //! `vocab.txt` + `bpe.codes` ([`phobert`]), or as a BERT `vocab.txt`.
 
 pub mod phobert;
+pub mod sentencepiece;
+pub mod spm_unigram;
+pub mod translation_tokenizer;
 
 use std::path::Path;
 use std::sync::Arc;

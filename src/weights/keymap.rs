@@ -27,6 +27,9 @@ pub enum Layout {
     /// torchvision, timm and EfficientNet-PyTorch convolutional networks, after the renames of
     /// `weights::convnet`.
     ConvNet,
+    /// HF `MarianMTModel` and `M2M100ForConditionalGeneration` layers (embeddings and the output
+    /// projection are read by `weights::seq2seq`).
+    Seq2Seq,
 }
 
 pub struct KeyMap {
@@ -103,6 +106,7 @@ impl KeyMap {
                 ]),
                 &[r"^rope\.", r"^head\.", r"^mask_token$", r"k_bias$"],
             ),
+            Layout::Seq2Seq => (pairs(&[(r"^model\.", "")]), &[r"embed_positions\.(weight|_float_tensor)$"]),
             Layout::ConvNet => (Vec::new(), &[r"^(fc|classifier|_fc|head)\.", r"relative_position_index$", r"attn_mask$"]),
             Layout::Export => (
                 pairs(&[(r"^text_model\.(.*)\.LayerNorm\.", "text_model.$1.layer_norm."), (r"^text_model\.(.*)\.attention\.self\.", "text_model.$1.attention.self_attention.")]),

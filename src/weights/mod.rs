@@ -12,6 +12,7 @@ pub mod header;
 pub mod keymap;
 pub mod load;
 pub mod report;
+pub mod seq2seq;
 pub mod towers;
 
 pub use convnet::{conv_config, load_conv_tower, ConvTowerSource};
@@ -20,4 +21,5 @@ pub use export::export_dual;
 pub use keymap::{KeyMap, Layout};
 pub use load::{apply_tensors, load_exported, read_tensors, weights_file};
 pub use report::LoadReport;
+pub use seq2seq::{generation_config, load_seq2seq, seq2seq_config};
 pub use towers::{load_image_tower, load_text_tower, pretrained_dual_encoder, ImageTower, TextTower, TowerSource};

@@ -35,6 +35,9 @@ mod towers_fixtures;
 mod towers_io;
 mod towers_real_model;
 mod training;
+mod translate_command;
+mod translation;
+mod translation_tokenizer;
 mod use_model;
 mod wgpu_parity;
 

@@ -77,3 +77,50 @@ fn convnets_match_their_libraries_on_wgpu() {
         }
     }
 }
+
+/// The translation models on wgpu: transformers' encoder output and first-step logits within
+/// 1e-4, and its greedy and beam-4 token ids for one batch.
+#[test]
+fn translation_models_match_transformers_on_wgpu() {
+    use crate::translation::{source_ids, with_kwargs, MODELS};
+    use otclip::model::seq2seq::generate::generate;
+    use otclip::weights::{generation_config, load_seq2seq};
+    if !common::wgpu_available("the translation models on wgpu") {
+        return;
+    }
+    let reference = common::read_json("translation/reference.json");
+    let device = WgpuDevice::DefaultDevice;
+    for name in MODELS {
+        let section = &reference[name];
+        let dir = common::fixture(&format!("translation/{name}"));
+        let (model, _) = load_seq2seq::<WgpuBackend>(&dir, &device).unwrap();
+        let base = generation_config(&dir).unwrap();
+        let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
+        let mut worst = 0f64;
+        for (case, logits_case) in section["encoder"].as_array().unwrap().iter().zip(section["first_logits"].as_array().unwrap()) {
+            let index = case["sentence"].as_u64().unwrap() as usize;
+            assert_eq!(case["sentence"], logits_case["sentence"]);
+            let encoded = model.encode(&[source_ids(section, index)]).unwrap();
+            let hidden: Vec<f64> = encoded.hidden.clone().into_data().convert::<f64>().into_vec().unwrap();
+            let mut state = model.start(&encoded, 1);
+            let logits: Vec<f64> = model.step(&mut state, &[base.decoder_start_token_id]).unwrap().into_data().convert::<f64>().into_vec().unwrap();
+            for (ours, theirs, what) in [(hidden, floats(&case["hidden"]), "encoder output"), (logits, floats(&logits_case["logits"]), "first-step logits")] {
+                let diff = common::max_rel_diff(&ours, &theirs);
+                assert!(diff <= 1e-4, "{name} sentence {index} on wgpu: {what} differ by {diff:e}");
+                worst = worst.max(diff);
+            }
+        }
+        // One batch of sentences: lavapipe is slow, and the ndarray suite checks all of them.
+        let sources: Vec<Vec<u32>> = (0..8).map(|i| source_ids(section, i)).collect();
+        for case in section["generate"].as_array().unwrap().iter().filter(|c| ["greedy", "beam4"].contains(&c["name"].as_str().unwrap())) {
+            let config = with_kwargs(base.clone(), &case["kwargs"]);
+            let batch = case["batch_size"].as_u64().unwrap() as usize;
+            let ours: Vec<Vec<u32>> = sources.chunks(batch).flat_map(|chunk| generate(&model, chunk, &config, true).unwrap()).collect();
+            for (i, (row, expected)) in ours.iter().zip(case["sequences"].as_array().unwrap()).enumerate() {
+                let expected: Vec<u32> = expected.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+                assert!(expected.starts_with(row) && expected[row.len()..].iter().all(|&t| t == config.pad_token_id), "{name} {} sentence {i} on wgpu: ours {row:?}, transformers {expected:?}", case["name"]);
+            }
+        }
+        eprintln!("{name} on wgpu: encoder and first-step logits within {worst:e}; greedy and beam-4 ids of 8 sentences identical");
+    }
+}
