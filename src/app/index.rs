@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::prelude::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
 use otclip_kernels::SinkhornBackend;
 
+use super::progress::progress_bar;
 use super::trained::{ModelSource, TrainedModel};
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::{CaptionedImages, DatasetSpec, ImageLimits, ImageSource, Split};
@@ -98,20 +98,12 @@ impl IndexTask {
     }
 }
 
-fn progress(total: usize, done: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, {eta} left").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    bar.set_position(done as u64);
-    bar.reset_eta();
-    bar
-}
-
 /// Embeds the files not yet in the index (nor recorded as failed), a batch at a time.
 fn index_files<B: Backend>(model: &TrainedModel<B>, index: &mut Index, root: &Path, files: &[PathBuf], batch_size: usize) -> Result<usize> {
     let mut done: HashSet<PathBuf> = index.images.items.iter().map(|row| row.path.clone()).collect();
     done.extend(index.failures()?.into_iter().map(|f| f.path));
     let todo: Vec<&PathBuf> = files.iter().filter(|f| !done.contains(*f)).collect();
-    let bar = progress(files.len(), files.len() - todo.len());
+    let bar = progress_bar(files.len(), files.len() - todo.len(), "images");
     let mut added = 0;
     for chunk in todo.chunks(batch_size) {
         let paths: Vec<PathBuf> = chunk.iter().map(|p| (*p).clone()).collect();
@@ -141,7 +133,7 @@ fn index_dataset<B: Backend>(model: &TrainedModel<B>, index: &mut Index, dataset
     let mut done: HashSet<String> = index.images.items.iter().map(|row| row.key.clone()).collect();
     done.extend(index.failures()?.into_iter().map(|f| f.path.to_string_lossy().into_owned()));
     let todo: Vec<usize> = (0..dataset.entries.len()).filter(|&i| !done.contains(&dataset.entries[i].key)).collect();
-    let bar = progress(dataset.entries.len(), dataset.entries.len() - todo.len());
+    let bar = progress_bar(dataset.entries.len(), dataset.entries.len() - todo.len(), "images");
     let size = model.batcher.image_size as usize;
     let mut added = 0;
     for chunk in todo.chunks(batch_size) {

@@ -15,6 +15,7 @@ pub mod index;
 pub mod model_card;
 pub mod ot_solve;
 pub mod plot;
+pub mod progress;
 pub mod search;
 pub mod serve;
 pub mod teacher;

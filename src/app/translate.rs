@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use burn::prelude::*;
 use otclip_kernels::SinkhornBackend;
 use serde_json::{json, Value};
 
-use super::translate_progress::{progress_bar, ProgressFile};
+use super::progress::progress_bar;
+use super::translate_progress::ProgressFile;
 use crate::backend::{dispatch_inference, DeviceSpec, InferenceTask};
 use crate::data::collector::SkipReason;
 use crate::data::dataset::ImageTextDataset;
@@ -230,7 +231,7 @@ impl TranslateTask {
         let mut pending: Vec<&str> = distinct.iter().copied().filter(|c| !progress.done.contains_key(*c)).collect();
         // Similar lengths in one batch waste less on padding.
         pending.sort_by_key(|c| c.chars().count());
-        let bar = progress_bar(distinct.len(), resumed);
+        let bar = progress_bar(distinct.len(), resumed, "captions");
         for chunk in pending.chunks(self.batch_size) {
             let translations = translator.translate(chunk)?;
             progress.append(chunk, &translations)?;
@@ -277,9 +278,11 @@ impl TranslateTask {
             .items
             .iter()
             .zip(&images)
-            .filter(|(item, _)| !done[&item.caption].0.is_empty())
-            .map(|(item, image)| {
+            .filter_map(|(item, image)| {
                 let (translation, cut) = &done[&item.caption];
+                if translation.is_empty() {
+                    return None;
+                }
                 let image = image.strip_prefix(&base).unwrap_or(image);
                 let mut row = json!({
                     "image": image.display().to_string(),
@@ -297,7 +300,7 @@ impl TranslateTask {
                 if *cut {
                     object.insert("truncated".into(), json!(true));
                 }
-                row
+                Some(row)
             })
             .collect();
         (rows, option)
@@ -317,5 +320,5 @@ fn relative_path(from: &Path, to: &Path) -> PathBuf {
 }
 
 fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display())).unwrap_or_else(|_| path.to_path_buf())
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

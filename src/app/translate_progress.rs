@@ -8,7 +8,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 pub struct ProgressFile {
@@ -23,14 +22,6 @@ pub fn progress_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".progress.jsonl");
     out.with_file_name(name)
-}
-
-pub fn progress_bar(total: usize, done: usize) -> ProgressBar {
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} captions, {per_sec}, {eta} left").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    bar.set_position(done as u64);
-    bar.reset_eta();
-    bar
 }
 
 impl ProgressFile {

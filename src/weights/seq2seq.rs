@@ -80,7 +80,7 @@ enum EarlyStoppingJson {
 }
 
 /// The generation keys of `generation_config.json` (or, for older checkpoints, `config.json`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 struct HfGenerationConfig {
     decoder_start_token_id: Option<u32>,
     bos_token_id: Option<u32>,
@@ -148,7 +148,7 @@ pub fn generation_config(dir: &Path) -> Result<GenerationConfig> {
     let model_keys: HfGenerationConfig = model.parse()?;
     let (hf, file) = match JsonFile::read_if_present(&dir.join("generation_config.json"))? {
         Some(json) => (json.parse::<HfGenerationConfig>()?, json.path().to_path_buf()),
-        None => (model.parse::<HfGenerationConfig>()?, model.path().to_path_buf()),
+        None => (model_keys.clone(), model.path().to_path_buf()),
     };
     let eos_token_ids = hf.eos_token_id.or(model_keys.eos_token_id).map(OneOrMany::ids).unwrap_or_default();
     let pad_token_id = hf.pad_token_id.or(model_keys.pad_token_id).ok_or_else(|| anyhow!("{}: no `pad_token_id`", file.display()))?;

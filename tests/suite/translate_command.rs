@@ -13,7 +13,7 @@ use otclip::text::translation_tokenizer::TranslationTokenizer;
 use serde_json::Value;
 
 use crate::common::{fixture, otclip, read_json};
-use crate::translation::source_ids;
+use crate::translation::{ids, source_ids};
 
 fn model(name: &str) -> String {
     fixture(&format!("translation/{name}")).display().to_string()
@@ -39,7 +39,7 @@ fn text_translations_are_transformers_beam_search_decoded() {
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), picked.len(), "{name}: one line per text:\n{stdout}");
         for (line, &i) in lines.iter().zip(&picked) {
-            let expected: Vec<u32> = case["sequences"][i].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let expected = ids(&case["sequences"][i]);
             assert_eq!(*line, tokenizer.decode(&expected).unwrap().trim(), "{name} sentence {i}");
         }
     }

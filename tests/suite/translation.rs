@@ -19,11 +19,11 @@ fn reference() -> Value {
     read_json("translation/reference.json")
 }
 
-fn ids(value: &Value) -> Vec<u32> {
+pub fn ids(value: &Value) -> Vec<u32> {
     value.as_array().expect("an id list").iter().map(|v| v.as_u64().expect("an id") as u32).collect()
 }
 
-fn floats(value: &Value) -> Vec<f64> {
+pub fn floats(value: &Value) -> Vec<f64> {
     value.as_array().expect("a float list").iter().map(|v| v.as_f64().expect("a float")).collect()
 }
 

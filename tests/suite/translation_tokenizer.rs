@@ -10,10 +10,7 @@ use otclip::text::translation_tokenizer::{TranslationTokenizer, TranslationToken
 use serde_json::Value;
 
 use crate::common::{fixture, mutate, read_json};
-
-fn ids(value: &Value) -> Vec<u32> {
-    value.as_array().expect("an id list").iter().map(|v| v.as_u64().expect("an id") as u32).collect()
-}
+use crate::translation::ids;
 
 /// Compares every tokenizer case of `section` with the tokenizer of `dir`; returns the count.
 fn check(section: &Value, dir: &str) -> usize {

@@ -82,7 +82,7 @@ fn convnets_match_their_libraries_on_wgpu() {
 /// 1e-4, and its greedy and beam-4 token ids for one batch.
 #[test]
 fn translation_models_match_transformers_on_wgpu() {
-    use crate::translation::{source_ids, with_kwargs, MODELS};
+    use crate::translation::{floats, ids, source_ids, with_kwargs, MODELS};
     use otclip::model::seq2seq::generate::generate;
     use otclip::weights::{generation_config, load_seq2seq};
     if !common::wgpu_available("the translation models on wgpu") {
@@ -95,7 +95,6 @@ fn translation_models_match_transformers_on_wgpu() {
         let dir = common::fixture(&format!("translation/{name}"));
         let (model, _) = load_seq2seq::<WgpuBackend>(&dir, &device).unwrap();
         let base = generation_config(&dir).unwrap();
-        let floats = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
         let mut worst = 0f64;
         for (case, logits_case) in section["encoder"].as_array().unwrap().iter().zip(section["first_logits"].as_array().unwrap()) {
             let index = case["sentence"].as_u64().unwrap() as usize;
@@ -117,7 +116,7 @@ fn translation_models_match_transformers_on_wgpu() {
             let batch = case["batch_size"].as_u64().unwrap() as usize;
             let ours: Vec<Vec<u32>> = sources.chunks(batch).flat_map(|chunk| generate(&model, chunk, &config, true).unwrap()).collect();
             for (i, (row, expected)) in ours.iter().zip(case["sequences"].as_array().unwrap()).enumerate() {
-                let expected: Vec<u32> = expected.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+                let expected = ids(expected);
                 assert!(expected.starts_with(row) && expected[row.len()..].iter().all(|&t| t == config.pad_token_id), "{name} {} sentence {i} on wgpu: ours {row:?}, transformers {expected:?}", case["name"]);
             }
         }

@@ -26,27 +26,30 @@ impl<B: Backend> Attention<B> {
         Self { q_proj: linear(), k_proj: linear(), v_proj: linear(), out_proj: linear(), heads }
     }
 
-    /// `x` `[batch, tokens, d]` projected by `linear` and split into heads: `[batch, heads, tokens, head_dim]`.
-    fn heads_of(&self, linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 4> {
-        let [batch, tokens, d] = x.dims();
-        linear_tokens(linear, x).reshape([batch, tokens, self.heads, d / self.heads]).swap_dims(1, 2)
+    /// `t` `[batch, tokens, d]` split into heads: `[batch, heads, tokens, head_dim]`.
+    fn split_heads(&self, t: Tensor<B, 3>) -> Tensor<B, 4> {
+        let [batch, tokens, d] = t.dims();
+        t.reshape([batch, tokens, self.heads, d / self.heads]).swap_dims(1, 2)
     }
 
     /// Keys and values of `x` for later queries.
     pub fn keys_values(&self, x: Tensor<B, 3>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        (self.heads_of(&self.k_proj, x.clone()), self.heads_of(&self.v_proj, x))
+        (self.split_heads(linear_tokens(&self.k_proj, x.clone())), self.split_heads(linear_tokens(&self.v_proj, x)))
     }
 
     /// Attention of `x`'s queries over `keys`/`values`; `bias` broadcasts to `[batch, heads, queries, keys]`.
     pub fn attend(&self, x: Tensor<B, 3>, keys: Tensor<B, 4>, values: Tensor<B, 4>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let [batch, tokens, d] = x.dims();
-        let head_dim = d / self.heads;
-        let q = self.heads_of(&self.q_proj, x);
-        let mut scores = q.matmul(keys.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
+        self.attend_heads(self.split_heads(linear_tokens(&self.q_proj, x)), keys, values, bias)
+    }
+
+    /// Attention of queries already split into heads; the output projected back to `d`.
+    fn attend_heads(&self, queries: Tensor<B, 4>, keys: Tensor<B, 4>, values: Tensor<B, 4>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+        let [batch, heads, tokens, head_dim] = queries.dims();
+        let mut scores = queries.matmul(keys.swap_dims(2, 3)).mul_scalar((head_dim as f64).powf(-0.5));
         if let Some(bias) = bias {
             scores = scores + bias;
         }
-        let out = layer_ops::softmax(scores).matmul(values).swap_dims(1, 2).reshape([batch, tokens, d]);
+        let out = layer_ops::softmax(scores).matmul(values).swap_dims(1, 2).reshape([batch, tokens, heads * head_dim]);
         linear_tokens(&self.out_proj, out)
     }
 
@@ -54,12 +57,12 @@ impl<B: Backend> Attention<B> {
     /// a large negative number for padding.
     pub fn self_attend(&self, x: Tensor<B, 3>, keep_bias: Tensor<B, 2>) -> Tensor<B, 3> {
         let [batch, tokens, _] = x.dims();
-        let (q, k, v) = (linear_tokens(&self.q_proj, x.clone()), linear_tokens(&self.k_proj, x.clone()), linear_tokens(&self.v_proj, x.clone()));
-        if let Some(out) = layer_ops::attention(q, k, v, Some(keep_bias.clone()), self.heads) {
+        let (q, k, v) = (linear_tokens(&self.q_proj, x.clone()), linear_tokens(&self.k_proj, x.clone()), linear_tokens(&self.v_proj, x));
+        if let Some(out) = layer_ops::attention(q.clone(), k.clone(), v.clone(), Some(keep_bias.clone()), self.heads) {
             return linear_tokens(&self.out_proj, out);
         }
-        let (keys, values) = self.keys_values(x.clone());
-        self.attend(x, keys, values, Some(keep_bias.reshape([batch, 1, 1, tokens])))
+        let bias = keep_bias.reshape([batch, 1, 1, tokens]);
+        self.attend_heads(self.split_heads(q), self.split_heads(k), self.split_heads(v), Some(bias))
     }
 }
 

@@ -100,8 +100,7 @@ impl<B: Backend> DecoderState<B> {
 
     /// Keeps the rows `rows`, in that order (beam reordering; finished sentences dropped).
     pub fn select(self, rows: &[usize]) -> Self {
-        let device = self.cross_bias.device();
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), &device);
+        let index = int_index(rows.iter().map(|&r| r as i64).collect(), &self.cross_bias.device());
         Self {
             caches: self.caches.into_iter().map(|c| c.select(index.clone())).collect(),
             cross_bias: self.cross_bias.select(0, index.clone()),
@@ -112,6 +111,12 @@ impl<B: Backend> DecoderState<B> {
 }
 
 const MASKED: f32 = -1e9;
+
+/// `values` as a 1-D index tensor for `select`.
+fn int_index<B: Backend>(values: Vec<i64>, device: &B::Device) -> Tensor<B, 1, Int> {
+    let count = values.len();
+    Tensor::from_data(TensorData::new(values, [count]), device)
+}
 
 impl<B: Backend> Seq2SeqModel<B> {
     fn device(&self) -> B::Device {
@@ -130,7 +135,7 @@ impl<B: Backend> Seq2SeqModel<B> {
                 flat.push(id as i64);
             }
         }
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(flat, [rows * tokens]), &self.device());
+        let index = int_index::<B>(flat, &self.device());
         let d = self.config.d_model;
         Ok(table.clone().select(1, index).transpose().reshape([rows, tokens, d]).mul_scalar(self.config.embed_scale()))
     }
@@ -183,8 +188,7 @@ impl<B: Backend> Seq2SeqModel<B> {
     pub fn start(&self, encoded: &Encoded<B>, copies: usize) -> DecoderState<B> {
         let [batch, source, _] = encoded.hidden.dims();
         let rows: Vec<usize> = (0..batch).flat_map(|b| std::iter::repeat_n(b, copies)).collect();
-        let device = self.device();
-        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), &device);
+        let index = int_index::<B>(rows.iter().map(|&r| r as i64).collect(), &self.device());
         let hidden = encoded.hidden.clone().select(0, index.clone());
         let cross_bias = encoded.keep_bias.clone().select(0, index).reshape([rows.len(), 1, 1, source]);
         let caches = self.layers.decoder.layers.iter().map(|layer| layer.start_cache(hidden.clone())).collect();
